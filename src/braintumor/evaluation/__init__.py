@@ -1,0 +1,1 @@
+"""braintumor.evaluation."""
