@@ -23,7 +23,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     index = discover(args.data)
     samples = [s for split in index.splits.values() for s in split]
     good, bad = check_readable(samples, progress=not args.quiet)
-    for path, reason in bad:
+    for _path, reason in bad:
         print(f"UNREADABLE {reason}", file=sys.stderr)
     print(f"{len(good)} readable, {len(bad)} unreadable of {len(samples)} files under {args.data}")
     if args.out:

@@ -20,9 +20,7 @@ def is_scan_file(path: str | Path) -> bool:
     return name.endswith(SCAN_SUFFIXES)
 
 
-def read_scan(
-    source: str | Path | bytes, *, name: str | None = None, slices: Literal["middle"] = "middle"
-) -> Scan:
+def read_scan(source: str | Path | bytes, *, name: str | None = None, slices: Literal["middle"] = "middle") -> Scan:
     """Read one scan as a 2-D grayscale slice (the middle one for volumes)."""
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     try:

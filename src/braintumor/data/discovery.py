@@ -1,0 +1,161 @@
+"""Find class folders (and optional split folders) under a dataset root.
+
+Layouts accepted, folder names matched case-insensitively:
+
+    ROOT/CLASS/*.jpg                        -> one split, "all"
+    ROOT/{Training,Testing}/CLASS/*.jpg     -> "train", "test"
+    ROOT/{train,val,test}/CLASS/*.jpg       -> "train", "val", "test"
+
+Class names are folder names exactly as written (spaces, parentheses, "+" and non-ASCII
+letters included); they are sorted with Unicode code-point order so indices are stable.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from braintumor.io import is_scan_file
+
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled file. `path` is absolute; `label` is the (possibly merged) class name."""
+
+    path: Path
+    label: str
+
+
+@dataclass
+class DatasetIndex:
+    """What `discover` found: class names and the samples of each split."""
+
+    root: Path
+    class_names: list[str]
+    splits: dict[str, list[Sample]] = field(default_factory=dict)
+    ignored: list[Path] = field(default_factory=list)  # files with no scan suffix, reported not read
+
+    def samples(self, split: str | None = None) -> list[Sample]:
+        """Samples of one split, or of all splits when `split` is None."""
+        if split is None:
+            return [s for items in self.splits.values() for s in items]
+        if split not in self.splits:
+            raise ValueError(f"{self.root}: no '{split}' split (found: {', '.join(self.splits) or 'none'})")
+        return self.splits[split]
+
+    def relpath(self, path: Path) -> str:
+        """Path relative to the root, with forward slashes (the form used in every list file)."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    def summary(self) -> str:
+        """A small table: one row per class, one column per split."""
+        names = list(self.splits)
+        counts = {s: Counter(x.label for x in self.splits[s]) for s in names}
+        width = max([len(c) for c in self.class_names] + [5])
+        lines = [f"{'class':<{width}}  " + "  ".join(f"{s:>6}" for s in names)]
+        for c in self.class_names:
+            lines.append(f"{c:<{width}}  " + "  ".join(f"{counts[s][c]:>6}" for s in names))
+        lines.append(f"{'total':<{width}}  " + "  ".join(f"{len(self.splits[s]):>6}" for s in names))
+        if self.ignored:
+            lines.append(f"({len(self.ignored)} files without a scan suffix ignored)")
+        return "\n".join(lines)
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
+def _split_name(folder: Path) -> str | None:
+    return SPLIT_ALIASES.get(unicodedata.normalize("NFC", folder.name).strip().lower())
+
+
+def parse_merge_map(spec: str) -> dict[str, str]:
+    """Parse 'tumor=glioma,meningioma,pituitary;normal=notumor' into {source class: target class}.
+
+    Groups are separated by ';' (or new lines); classes not named keep their own name.
+    """
+    mapping: dict[str, str] = {}
+    for group in spec.replace("\n", ";").split(";"):
+        if not group.strip():
+            continue
+        if "=" not in group:
+            raise ValueError(f"class-merge map: '{group.strip()}' has no '=' (expected 'new=old1,old2')")
+        target, sources = group.split("=", 1)
+        target = target.strip()
+        if not target:
+            raise ValueError(f"class-merge map: empty target name in '{group.strip()}'")
+        for src in (s.strip() for s in sources.split(",")):
+            if not src:
+                continue
+            if src in mapping and mapping[src] != target:
+                raise ValueError(f"class-merge map: '{src}' is mapped to both '{mapping[src]}' and '{target}'")
+            mapping[src] = target
+    if not mapping:
+        raise ValueError(f"class-merge map: nothing to merge in '{spec}'")
+    return mapping
+
+
+def _collect(class_dir: Path, label: str, ignored: list[Path]) -> list[Sample]:
+    out = []
+    for path in sorted(class_dir.rglob("*")):
+        rel_parts = path.relative_to(class_dir).parts
+        if any(part.startswith(".") or part == "__MACOSX" for part in rel_parts) or not path.is_file():
+            continue
+        if is_scan_file(path):
+            out.append(Sample(path=path.resolve(), label=label))
+        else:
+            ignored.append(path)
+    return out
+
+
+def discover(root: str | Path, merge: dict[str, str] | None = None) -> DatasetIndex:
+    """Index a dataset folder.
+
+    Args:
+        root: dataset root; class folders directly inside, or inside split folders.
+        merge: optional {source class: target class} map from `parse_merge_map`.
+
+    Raises:
+        FileNotFoundError: root does not exist. NotADirectoryError: root is a file.
+        ValueError: no class folder with scans was found, or a merge map names an unknown class.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: dataset folder not found")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder (expected class folders inside)")
+    root = root.resolve()
+    top = _visible_dirs(root)
+    split_dirs = {d: _split_name(d) for d in top}
+    use_splits = bool(top) and all(split_dirs.values())
+    layout = {split_dirs[d]: _visible_dirs(d) for d in top} if use_splits else {"all": top}
+
+    ignored: list[Path] = []
+    splits: dict[str, list[Sample]] = {}
+    found: set[str] = set()
+    for split, class_dirs in layout.items():
+        items = splits.setdefault(split, [])
+        for class_dir in class_dirs:
+            found.add(class_dir.name)
+            label = (merge or {}).get(class_dir.name, class_dir.name)
+            items.extend(_collect(class_dir, label, ignored))
+    if merge:
+        unknown = sorted(set(merge) - found)
+        if unknown:
+            raise ValueError(f"{root}: class-merge map names unknown classes {unknown}; found {sorted(found)}")
+    if not any(splits.values()):
+        raise ValueError(f"{root}: no class folders with scans (expected ROOT/CLASS/*.jpg or ROOT/SPLIT/CLASS/*.jpg)")
+    classes = sorted({s.label for items in splits.values() for s in items})
+    return DatasetIndex(root=root, class_names=classes, splits=splits, ignored=ignored)
