@@ -46,8 +46,14 @@ class Scan:
         return self.pixels.shape  # type: ignore[return-value]
 
     def as_float01(self) -> np.ndarray:
-        """Pixels as float32 in [0, 1]: integer types by their full range, floats by min-max."""
+        """Pixels as float32 in [0, 1]: integer types by their full range, floats by min-max.
+
+        DICOM pixels are already windowed into [0, 1] and are returned as they are: a min-max
+        stretch would undo the window the file asks for.
+        """
         px = self.pixels
+        if self.format == "dicom":
+            return px.astype(np.float32, copy=False)
         if px.dtype == np.uint8:
             return px.astype(np.float32) / 255.0
         if px.dtype == np.uint16:
