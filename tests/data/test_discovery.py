@@ -1,0 +1,118 @@
+"""Dataset discovery on the layouts users download: split folders, odd class names, hidden clutter."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from braintumor.data import discover, parse_merge_map
+
+ODD = "Meningioma (de Baixo Grau, Atípico) T1C+"
+
+
+def _fill(folder: Path, samples_dir: Path, n: int = 2) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, src in enumerate(sorted(samples_dir.rglob("*.jpg"))[:n]):
+        shutil.copy(src, folder / f"img {i} ç.jpg")
+
+
+def test_training_testing_layout_keeps_odd_class_names_exactly(tmp_path, samples_dir):
+    for split in ("Training", "Testing"):
+        for cls in (ODD, "glioma", "notumor"):
+            _fill(tmp_path / split / cls, samples_dir)
+    index = discover(tmp_path)
+    assert set(index.splits) == {"train", "test"}
+    assert index.class_names == sorted([ODD, "glioma", "notumor"])
+    odd = [s for s in index.samples("train") if s.label == ODD]
+    assert len(odd) == 2 and all(s.path.is_absolute() and s.path.exists() for s in odd)
+    assert index.relpath(odd[0].path) == f"Training/{ODD}/img 0 ç.jpg"
+    assert ODD in index.summary()
+
+
+@pytest.mark.parametrize(
+    "names", [("train", "val", "test"), ("TRAIN", "Validation", "Test"), ("training", "VALID", "testing")]
+)
+def test_train_val_test_layouts_any_case(tmp_path, samples_dir, names):
+    for split in names:
+        _fill(tmp_path / split / "a", samples_dir, n=1)
+        _fill(tmp_path / split / "b", samples_dir, n=1)
+    index = discover(tmp_path)
+    assert set(index.splits) == {"train", "val", "test"}
+    assert index.class_names == ["a", "b"]
+    assert all(len(index.samples(s)) == 2 for s in ("train", "val", "test"))
+
+
+def test_flat_layout_is_one_split(tmp_path, samples_dir):
+    _fill(tmp_path / "yes", samples_dir, n=3)
+    _fill(tmp_path / "no", samples_dir, n=1)
+    index = discover(tmp_path)
+    assert list(index.splits) == ["all"]
+    assert [len([s for s in index.samples() if s.label == c]) for c in index.class_names] == [1, 3]
+    with pytest.raises(ValueError, match="no 'test' split"):
+        index.samples("test")
+
+
+def test_hidden_entries_are_ignored_and_non_scans_reported(tmp_path, samples_dir):
+    _fill(tmp_path / "Training" / "glioma", samples_dir)
+    _fill(tmp_path / "Testing" / "glioma", samples_dir)
+    (tmp_path / "Training" / "glioma" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    _fill(tmp_path / ".ipynb_checkpoints" / "glioma", samples_dir)  # top level: not a split or class
+    _fill(tmp_path / "Training" / "glioma" / ".ipynb_checkpoints", samples_dir)  # inside a class
+    _fill(tmp_path / "Training" / "__MACOSX", samples_dir)
+    (tmp_path / "Training" / "glioma" / "notes.txt").write_text("hello")
+    index = discover(tmp_path)
+    assert set(index.splits) == {"train", "test"}
+    assert index.class_names == ["glioma"]
+    paths = [s.path for s in index.samples()]
+    assert len(paths) == 4
+    assert not any(part.startswith(".") or part == "__MACOSX" for p in paths for part in p.parts[-3:])
+    assert [p.name for p in index.ignored] == ["notes.txt"]
+
+
+def test_merge_map_merges_and_rejects_unknown_classes(tmp_path, samples_dir):
+    for cls in ("glioma", ODD, "pituitary", "notumor"):
+        _fill(tmp_path / cls, samples_dir, n=1)
+    # The text form separates classes with ',', so a name containing ',' goes in as a dict.
+    merge = parse_merge_map("tumor=glioma, pituitary;normal=notumor") | {ODD: "tumor"}
+    index = discover(tmp_path, merge=merge)
+    assert index.class_names == ["normal", "tumor"]
+    assert sum(s.label == "tumor" for s in index.samples()) == 3
+    with pytest.raises(ValueError, match=r"unknown classes.*astrocytoma"):
+        discover(tmp_path, merge={"astrocytoma": "tumor"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("tumor", "no '='"), ("=glioma", "empty target"), ("a=x;b=x", "mapped to both"), (" ; ", "nothing to merge")],
+)
+def test_merge_map_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_merge_map(spec)
+
+
+def test_parse_merge_map_groups_and_newlines():
+    assert parse_merge_map("tumor=glioma, meningioma\nnormal=notumor") == {
+        "glioma": "tumor",
+        "meningioma": "tumor",
+        "notumor": "normal",
+    }
+
+
+def test_missing_file_and_empty_roots(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        discover(tmp_path / "nope")
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        discover(tmp_path / "file.jpg")
+    (tmp_path / "empty" / "glioma").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no class folders with scans"):
+        discover(tmp_path / "empty")
+
+
+def test_real_nickparvar_layout(shared_data):
+    index = discover(shared_data / "nickparvar-7023")
+    assert index.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert (len(index.samples("train")), len(index.samples("test"))) == (5712, 1311)
