@@ -114,7 +114,7 @@ def _collect(class_dir: Path, label: str, ignored: list[Path]) -> list[Sample]:
         if any(part.startswith(".") or part == "__MACOSX" for part in rel_parts) or not path.is_file():
             continue
         if is_scan_file(path):
-            out.append(Sample(path=path.resolve(), label=label))
+            out.append(Sample(path=path, label=label))  # not resolved: symlinked files stay under root
         else:
             ignored.append(path)
     return out

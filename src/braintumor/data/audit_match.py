@@ -1,0 +1,212 @@
+"""Find and classify duplicate pairs among fingerprinted images: exact, copy, mirror, near.
+
+Search: unit-norm thumbnails (see `Fingerprints.features`) are compared all-against-all by
+matrix products in row chunks, in three orientations (as is, mirrored left-right, mirrored
+top-bottom), so each pair gets the Pearson correlation of its best orientation. Pairs above a gate
+are then scored on the 64 px head crops (`audit_scores`) and classified by `Thresholds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from braintumor.data.audit_features import FEATURE_SIDE, Fingerprints
+from braintumor.data.audit_scores import score_pairs
+from braintumor.io import ScanReadError, read_scan
+
+KINDS = ("exact", "copy", "mirror", "near")  # strongest first
+FLIPS = ("", "h", "v")  # orientation of the first image of a pair that best matches the second
+MAX_PER_IMAGE = 64  # candidate partners kept per image, so a folder of blank frames cannot explode the pair count
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds; each pair gets the strongest kind whose rule it meets:
+
+        copy / mirror: corr >= copy_corr, ssim >= copy_ssim and mae <= copy_mae (mirror when the
+                       best orientation is mirrored)
+        near:          corr >= near_corr and (ssim >= near_ssim or ssim_blur >= near_ssim_blur)
+
+    corr: Pearson correlation of 32 px head thumbnails (blind to brightness/contrast scaling).
+    ssim / ssim_blur: SSIM of 64 px head crops scaled to their 1st-99.5th percentiles, as they
+    are / after a Gaussian blur of 1.5 px. mae: mean |difference| of raw 32 px thumbnails (0-255).
+
+    How the defaults were set, on nickparvar-7023 (7023 images, picture grids of each band):
+    - Unrelated scans: pairs of images of different classes (different patients) reach corr
+      0.95 at the same anatomical level, but their ssim stays <= 0.65 and ssim_blur <= 0.81
+      over all 2,200 such pairs with corr >= 0.88 (the only higher ones are a mislabelled copy and
+      slices of that same patient). Same-class pairs just above 0.70 / 0.85 are adjacent slices of
+      one scan or brightness/contrast-changed (augmented) copies. The sharp SSIM misses copies
+      whose contrast was filtered (sharpened, equalised) and the blurred one misses some adjacent
+      slices; either one confirms, and neither alone lets an unrelated pair through.
+    - near_corr: below 0.88 almost no pair passes the SSIM tests anyway; 0.90 keeps the search
+      small. Raising it (--threshold 0.95) keeps only the most similar slices.
+    - Copies: among tumour-class pairs the ssim histogram has a valley between 0.85 and 0.92;
+      above it the grids show re-encoded, resized or re-cropped copies (re-framed ones with corr
+      down to 0.96), below it adjacent slices: ssim decides, copy_corr only guards. The mae of
+      copies is 0-6 gray levels, that of contrast-changed versions 20-50, with almost nothing in
+      between, hence copy_mae 8.
+    """
+
+    near_corr: float = 0.90  # --threshold; 0.85-0.97 sensible: lower admits more distant slices
+    near_ssim: float = 0.70  # sharp SSIM confirming a near pair
+    near_ssim_blur: float = 0.85  # blurred SSIM confirming a near pair
+    copy_corr: float = 0.95  # corr of a copy or mirror (same picture, maybe resized/re-encoded/re-framed)
+    copy_ssim: float = 0.90  # sharp SSIM of a copy or mirror
+    copy_mae: float = 8.0  # mean |difference| of raw intensities (0-255) for a copy; more = contrast change
+    border: float = 0.02  # corr margin below near_corr where pairs are scored for the borderline grid
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.near_corr <= 1.0:
+            raise ValueError(f"near-duplicate threshold must be in (0, 1], got {self.near_corr}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class Pairs:
+    """Scored candidate pairs (indices into the fingerprints), one entry per pair.
+
+    `kind` is one of KINDS, or "" for a candidate that was scored but is no duplicate.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    corr: np.ndarray
+    flip: np.ndarray  # index into FLIPS: how image i is mirrored to match image j
+    ssim: np.ndarray
+    ssim_blur: np.ndarray
+    mae: np.ndarray
+    kind: np.ndarray
+    how: np.ndarray  # for exact pairs: "bytes" or "pixels"
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def select(self, mask: np.ndarray) -> Pairs:
+        return Pairs(**{k: v[mask] for k, v in self.__dict__.items()})
+
+
+def parity_parts(feats: np.ndarray, side: int) -> list[np.ndarray]:
+    """Split (N, side*side) features into their four mirror-parity parts, each (N, side*side/4).
+
+    A thumbnail X is the sum of four orthogonal parts that are symmetric or antisymmetric under a
+    left-right mirror H and a top-bottom mirror V. With P_hv the dot products of matching parts,
+    <X,Y> = P++ + P+- + P-+ + P--, <HX,Y> = P++ + P+- - P-+ - P-- and <VX,Y> = P++ - P+- + P-+ - P--.
+    A part is fixed by one quadrant, so the four products cost as much as one full product: all
+    three orientations for the price of one.
+    """
+    x = feats.reshape(len(feats), side, side)
+    half = side // 2
+    parts = []
+    for xh in (x + x[:, :, ::-1], x - x[:, :, ::-1]):
+        for xhv in (xh + xh[:, ::-1, :], xh - xh[:, ::-1, :]):
+            # Each part is xhv / 4; its quadrant carries a quarter of its squared norm, hence * 2 / 4.
+            parts.append(np.ascontiguousarray(xhv[:, :half, :half].reshape(len(x), half * half)) * np.float32(0.5))
+    return parts
+
+
+def candidate_pairs(feats: np.ndarray, side: int, gate: float, chunk: int | None = None) -> tuple[np.ndarray, ...]:
+    """All pairs i < j whose best-orientation correlation is >= gate: (i, j, corr, flip index).
+
+    Args:
+        feats: (N, side*side) unit-norm features (`Fingerprints.features`).
+        side: thumbnail side of the features.
+        gate: lowest correlation kept.
+        chunk: rows per matrix product; default keeps each of the ~8 (chunk, N) arrays at 16 MB.
+    """
+    parts = parity_parts(feats, side)
+    n = len(feats)
+    chunk = chunk or max(64, min(2048, (1 << 22) // max(n, 1)))
+    out: list[tuple[np.ndarray, ...]] = []
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        # Rows s..e against columns s..n only: the lower triangle repeats the upper one.
+        pp, pm, mp, mm = (p[s:e] @ p[s:].T for p in parts)
+        same, hflip, vflip = pp + pm + mp + mm, pp + pm - mp - mm, pp - pm + mp - mm
+        best = np.maximum(np.maximum(same, hflip), vflip)
+        best[np.tril_indices(e - s, m=n - s)] = -np.inf  # keep j > i
+        best = _keep_top(best, MAX_PER_IMAGE, gate)
+        ii, jj = np.nonzero(best >= gate)
+        b = best[ii, jj]
+        flip = np.where(same[ii, jj] == b, 0, np.where(hflip[ii, jj] == b, 1, 2))
+        out.append((ii + s, jj + s, b, flip))
+    if not out:
+        return tuple(np.zeros(0, dt) for dt in (np.int64, np.int64, np.float32, np.int64))
+    return tuple(np.concatenate(col) for col in zip(*out, strict=True))
+
+
+def _keep_top(sims: np.ndarray, k: int, gate: float) -> np.ndarray:
+    """Set all but the k best entries of rows with more than k entries >= gate to -inf."""
+    crowded = np.nonzero((sims >= gate).sum(1) > k)[0]
+    for r in crowded:
+        drop = np.argpartition(-sims[r], k)[k:]
+        sims[r, drop] = -np.inf
+    return sims
+
+
+def _with_byte_duplicates(fp: Fingerprints, feats: np.ndarray, cand: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Add pairs of files with identical bytes (even blank frames, whose feature is zero).
+
+    Up to MAX_PER_IMAGE copies of one file are paired all with all; beyond that (a folder of
+    identical blank slices) each copy is paired with the first only, which keeps the same groups.
+    """
+    by_hash: dict[str, list[int]] = {}
+    for idx, h in enumerate(fp.sha1):
+        by_hash.setdefault(h, []).append(idx)
+    extra = []
+    for members in by_hash.values():
+        if len(members) > MAX_PER_IMAGE:
+            extra += [(members[0], b) for b in members[1:]]
+        else:
+            extra += [(a, b) for x, a in enumerate(members) for b in members[x + 1 :]]
+    if not extra:
+        return cand
+    ei, ej = (np.array(col, dtype=np.int64) for col in zip(*extra, strict=True))
+    ecorr = (feats[ei] * feats[ej]).sum(1)
+    i, j, corr, flip = (np.concatenate(x) for x in zip(cand, (ei, ej, ecorr, np.zeros_like(ei)), strict=True))
+    _, first = np.unique(i * len(fp.paths) + j, return_index=True)
+    return i[first], j[first], corr[first], flip[first]
+
+
+def _pixel_hash(path: Path, cache: dict[Path, str | None]) -> str | None:
+    """SHA-1 of the full-resolution decoded grayscale pixels (and shape); None when unreadable."""
+    if path not in cache:
+        try:
+            px = np.ascontiguousarray(read_scan(path).pixels)
+            cache[path] = hashlib.sha1(px.tobytes() + f"{px.dtype}{px.shape}".encode()).hexdigest()
+        except ScanReadError:
+            cache[path] = None
+    return cache[path]
+
+
+def classify(fp: Fingerprints, th: Thresholds) -> Pairs:
+    """Score every candidate pair and give it the strongest kind it qualifies for (or "")."""
+    gate = min(th.near_corr - th.border, th.copy_corr)
+    feats = fp.features()
+    i, j, corr, flip = _with_byte_duplicates(fp, feats, candidate_pairs(feats, FEATURE_SIDE, gate))
+    in_band = corr >= th.near_corr - th.border
+    sc = score_pairs(fp, i, j, flip, blur_needed=lambda sc: in_band & (sc.ssim < th.near_ssim))
+    kind = np.full(len(i), "", dtype=object)
+    kind[(corr >= th.near_corr) & ((sc.ssim >= th.near_ssim) | (sc.ssim_blur >= th.near_ssim_blur))] = "near"
+    copy_level = (corr >= th.copy_corr) & (sc.ssim >= th.copy_ssim) & (sc.mae <= th.copy_mae)
+    kind[copy_level & (flip != 0)] = "mirror"
+    kind[copy_level & (flip == 0)] = "copy"
+    sha = np.array(fp.sha1)
+    how = np.full(len(i), "", dtype=object)
+    same_bytes = sha[i] == sha[j]
+    kind[same_bytes], how[same_bytes] = "exact", "bytes"
+    # Identical pixels in different files (a JPEG re-saved with other metadata or exported to PNG,
+    # an RGB copy of a gray PNG) can only hide among near-perfect copies: decode just those in full.
+    maybe = np.nonzero((kind == "copy") & (sc.ssim >= 0.99) & (sc.mae <= 1.0))[0]
+    cache: dict[Path, str | None] = {}
+    for q in maybe:
+        hi, hj = _pixel_hash(fp.paths[i[q]], cache), _pixel_hash(fp.paths[j[q]], cache)
+        if hi is not None and hi == hj:
+            kind[q], how[q] = "exact", "pixels"
+    return Pairs(i, j, corr, flip, sc.ssim, sc.ssim_blur, sc.mae, kind, how)
