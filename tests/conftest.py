@@ -34,3 +34,34 @@ def shared_data() -> Path:
 def samples_dir() -> Path:
     """The sample scans shipped inside the package (two per class)."""
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (untrained, seeded) 4-class simple_cnn checkpoint with the sample classes, 64 px input.
+
+    Small enough to load and run in milliseconds; good for plumbing tests of evaluation, explain and
+    the service. Tests of accuracy train their own model.
+    """
+    import torch
+
+    from braintumor.data.preprocess import Preprocess
+    from braintumor.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    classes = sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())
+    model = create_model("simple_cnn", num_classes=len(classes), in_chans=1, pretrained=False).eval()
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    save_checkpoint(
+        out,
+        model,
+        arch="simple_cnn",
+        num_classes=len(classes),
+        in_chans=1,
+        class_names=classes,
+        image_size=64,
+        preprocess=Preprocess(image_size=64).to_dict(),
+        normalization={"mean": [0.5], "std": [0.5], "per_scan_norm": False},
+        temperature=1.0,
+    )
+    return out.parent

@@ -1,0 +1,61 @@
+"""The scans a reader should look at: the most confident mistakes, with Grad-CAM overlays where available."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def worst_misclassified(labels: np.ndarray, probs: np.ndarray, k: int = 12) -> list[int]:
+    """Row indices of up to `k` wrong predictions, most confident first (ties: lower index first)."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != labels)
+    confidence = probs[wrong, pred[wrong]]
+    order = np.argsort(-confidence, kind="stable")
+    return [int(i) for i in wrong[order[:k]]]
+
+
+def gradcam_overlays(loaded, paths: Sequence[Path], targets: Sequence[int]) -> tuple[list[np.ndarray | None], str]:
+    """Grad-CAM overlay hook for the report: RGB overlays of the `targets` class on each original scan.
+
+    Uses `braintumor.explain` (`Explainer`, `overlay_image`) when it is installed and working; the
+    report falls back to the plain model input otherwise. Never raises: a failure is logged and
+    described in the returned note, because a missing overlay must not cost the user the report.
+
+    Args:
+        loaded: the `LoadedModel` being evaluated.
+        paths: absolute paths of the scans.
+        targets: class index to explain per scan (the predicted class, for mistakes).
+
+    Returns:
+        (overlay or None per scan, a note for the report; empty when every overlay was made).
+    """
+    if not paths:
+        return [], ""
+    try:
+        from braintumor.explain.cam import Explainer
+        from braintumor.explain.overlay import overlay_image
+    except ImportError as exc:  # explain not installed (grad-cam missing) or not in this version
+        log.warning("Grad-CAM overlays skipped: %s", exc)
+        return [None] * len(paths), f"Grad-CAM overlays unavailable ({exc}); showing the model input instead."
+    from braintumor.io import read_scan
+
+    explainer = Explainer(loaded)
+    overlays: list[np.ndarray | None] = []
+    failed: list[str] = []
+    for path, target in zip(paths, targets, strict=True):
+        try:
+            scan = read_scan(path)
+            overlays.append(overlay_image(scan, explainer.explain(scan, target=int(target)).cam))
+        except Exception as exc:  # one bad overlay must not abort the report; it is listed below
+            log.warning("Grad-CAM overlay failed for %s: %s", path, exc)
+            overlays.append(None)
+            failed.append(f"{Path(path).name} ({type(exc).__name__}: {exc})")
+    note = f"Grad-CAM overlay failed for: {'; '.join(failed)}." if failed else ""
+    return overlays, note

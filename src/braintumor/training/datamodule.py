@@ -1,0 +1,128 @@
+"""LightningDataModule over the data layer: discovery, exclusions, split, decode cache, transforms."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from braintumor.data import Sample, check_readable, discover, parse_merge_map, train_val_split
+from braintumor.data.cache import DecodeCache
+from braintumor.data.dataset import ScanDataset
+from braintumor.data.preprocess import Preprocess
+from braintumor.data.splits import load_groups_csv
+from braintumor.data.transforms import AugmentConfig, build_transforms
+from braintumor.models import model_info
+from braintumor.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+DEFAULT_CACHE = Path.home() / ".cache" / "braintumor" / "decoded"
+
+
+@dataclass
+class PreparedData:
+    """The samples a run trains and validates on, and what was left out and why."""
+
+    class_names: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    excluded: int
+    unreadable: list[tuple[Path, str]]
+
+
+def read_list(path: str | Path) -> set[str]:
+    """Paths from a list file (one per line, relative to the dataset root; blank lines ignored)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip()}
+
+
+def worker_count(requested: int) -> int:
+    """DataLoader workers: as asked, or for -1 about half the cores (the rest run the model), at most 4."""
+    if requested >= 0:
+        return requested
+    return min(4, max(1, (os.cpu_count() or 2) // 2))
+
+
+def normalization(cfg: TrainConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The statistics the pretrained weights expect (their first layer was trained on them), else 0.5/0.5."""
+    norm = model_info(cfg.arch).normalization(cfg.in_chans) if cfg.pretrained else None
+    if norm is None:
+        return (0.5,) * cfg.in_chans, (0.5,) * cfg.in_chans
+    return tuple(norm["mean"]), tuple(norm["std"])
+
+
+def prepare_samples(cfg: TrainConfig, cache: DecodeCache, progress: bool = True) -> PreparedData:
+    """Index the training split, drop excluded and unreadable files, carve validation out of the rest."""
+    index = discover(cfg.data, merge=parse_merge_map(cfg.merge) if cfg.merge else None)
+    split = "train" if "train" in index.splits else "all"
+    samples = index.samples(split)
+    excluded = 0
+    if cfg.exclude:
+        drop = read_list(cfg.exclude)
+        kept = [s for s in samples if index.relpath(s.path) not in drop]
+        excluded = len(samples) - len(kept)
+        samples = kept
+        log.info("excluded %d images listed in %s", excluded, cfg.exclude)
+    readable, unreadable = check_readable(samples, cache=cache, progress=progress)
+    groups = load_groups_csv(cfg.groups_csv, index.root) if cfg.groups_csv else None
+    train, val = train_val_split(readable, val_fraction=cfg.val_fraction, seed=cfg.seed, groups=groups)
+    return PreparedData(index.class_names, train, val, excluded, unreadable)
+
+
+def inverse_frequency(samples: list[Sample], class_names: list[str]) -> list[float]:
+    """Loss weights n / (k * count_c): each class contributes equally to the loss."""
+    counts = Counter(s.label for s in samples)
+    missing = [c for c in class_names if counts[c] == 0]
+    if missing:
+        raise ValueError(f"no training images for class(es) {missing} after exclusions and the split")
+    return [len(samples) / (len(class_names) * counts[c]) for c in class_names]
+
+
+class ScanDataModule(L.LightningDataModule):
+    """Builds train/val datasets once per process from a `TrainConfig`."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.progress = progress
+        self.cache = DecodeCache(
+            Path(cfg.cache_dir) if cfg.cache_dir else DEFAULT_CACHE,
+            Preprocess(image_size=cfg.image_size, crop=cfg.crop_to_head),
+        )
+        self.prepared: PreparedData | None = None
+
+    def prepare(self) -> PreparedData:
+        if self.prepared is None:
+            self.prepared = prepare_samples(self.cfg, self.cache, progress=self.progress)
+        return self.prepared
+
+    def setup(self, stage: str | None = None) -> None:
+        data = self.prepare()
+        mean, std = normalization(self.cfg)
+        aug = AugmentConfig.from_dict(self.cfg.augment)
+        common = {"class_names": data.class_names, "cache": self.cache}
+        norm = {"in_chans": self.cfg.in_chans, "mean": mean, "std": std, "per_scan_norm": self.cfg.per_scan_norm}
+        self.train_set = ScanDataset(data.train, transform=build_transforms(aug, train=True, **norm), **common)
+        self.val_set = ScanDataset(data.val, transform=build_transforms(aug, train=False, **norm), **common)
+
+    def _loader(self, dataset: ScanDataset, shuffle: bool) -> DataLoader:
+        workers = worker_count(self.cfg.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=shuffle and len(dataset) > self.cfg.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)

@@ -1,0 +1,152 @@
+"""`fit(cfg)`: a training run from config to exported, calibrated checkpoint.
+
+Reads like a table of contents; early stopping, LR schedule, checkpoints and logging are
+Lightning callbacks, not branches in a loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature
+from braintumor.models.checkpoint import save_checkpoint
+from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
+from braintumor.training.config import TrainConfig
+from braintumor.training.datamodule import PreparedData, ScanDataModule, inverse_frequency, normalization
+from braintumor.training.module import ClassifierModule
+
+log = logging.getLogger(__name__)
+MONITOR = "val/macro_f1"
+
+
+def _precision(cfg: TrainConfig) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    on_gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "16-mixed" if on_gpu else "32-true"
+
+
+def build_trainer(cfg: TrainConfig, out: Path, progress: bool = True) -> L.Trainer:
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=MONITOR, mode="max"),
+        # Lightning's save_last only writes when a best checkpoint is written; --resume needs every epoch.
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="last", enable_version_counter=False),
+        EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.early_stop_patience),
+        LearningRateMonitor(logging_interval="epoch"),
+        WeightsFingerprint(out / "fingerprints"),
+    ]
+    if cfg.freeze_epochs > 0:
+        callbacks.append(FreezeBackbone(cfg.freeze_epochs, cfg.finetune_lr_factor))
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    devices = cfg.devices if not str(cfg.devices).isdigit() else int(cfg.devices)
+    return L.Trainer(
+        default_root_dir=out,
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=_precision(cfg),
+        logger=TensorBoardLogger(out, name="tensorboard", version=""),
+        callbacks=callbacks,
+        limit_train_batches=cfg.limit_train_batches,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        deterministic=False,
+    )
+
+
+def _write_data_report(out: Path, data: PreparedData) -> None:
+    (out / "unreadable.txt").write_text("".join(f"{p}\t{r}\n" for p, r in data.unreadable), encoding="utf-8")
+    report = {
+        "class_names": data.class_names,
+        "train": len(data.train),
+        "val": len(data.val),
+        "excluded": data.excluded,
+        "unreadable": len(data.unreadable),
+    }
+    (out / "data.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+@torch.no_grad()
+def _val_logits(module: ClassifierModule, dm: ScanDataModule) -> tuple[np.ndarray, np.ndarray]:
+    module.eval()
+    logits, labels = [], []
+    for x, y in dm.val_dataloader():
+        logits.append(module(x.to(module.device)).float().cpu())
+        labels.append(y)
+    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
+
+
+def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataModule, best: str) -> dict:
+    """Load the best weights, fit the temperature on validation, write the safetensors checkpoint."""
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]  # our own Lightning ckpt
+    module.load_state_dict(state)
+    module.to("cpu")
+    logits, labels = _val_logits(module, dm)
+    temperature = fit_temperature(logits, labels)
+    probs_raw = torch.softmax(torch.as_tensor(logits), 1).numpy()
+    probs_cal = torch.softmax(torch.as_tensor(logits) / temperature, 1).numpy()
+    from braintumor.evaluation.metrics import summary_metrics
+
+    metrics = summary_metrics(labels, probs_cal, module.class_names)
+    metrics.update(
+        {"ece_before_calibration": expected_calibration_error(probs_raw, labels), "temperature": temperature}
+    )
+    mean, std = normalization(cfg)
+    save_checkpoint(
+        out / "model",
+        module.model,
+        arch=cfg.arch,
+        num_classes=len(module.class_names),
+        in_chans=cfg.in_chans,
+        class_names=module.class_names,
+        image_size=cfg.image_size,
+        preprocess=dm.cache.preprocess.to_dict(),
+        normalization={"mean": list(mean), "std": list(std), "per_scan_norm": cfg.per_scan_norm},
+        temperature=temperature,
+        config=cfg.to_dict(),
+        metrics={"validation": metrics},
+    )
+    (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    return metrics
+
+
+def fit(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Train per `cfg`; returns the run folder (checkpoint in OUT/model.safetensors + model.json)."""
+    out = Path(cfg.out)
+    last = out / "checkpoints" / "last.ckpt"
+    if last.exists() and not cfg.resume:
+        raise ValueError(f"{out}: holds a previous run; pass --resume to continue it or choose another --out")
+    if cfg.resume and not last.exists():
+        raise ValueError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    L.seed_everything(cfg.seed, workers=True)
+    dm = ScanDataModule(cfg, progress=progress)
+    data = dm.prepare()
+    _write_data_report(out, data)
+    weights = inverse_frequency(data.train, data.class_names) if cfg.class_weights else None
+    module = ClassifierModule(cfg, data.class_names, weights)
+    trainer = build_trainer(cfg, out, progress)
+    if cfg.resume:
+        finished = torch.load(last, map_location="cpu", weights_only=False)["epoch"]  # our own Lightning checkpoint
+        print(f"resuming at epoch {finished + 1} from {last}", flush=True)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if cfg.resume else None)
+    if trainer.interrupted:
+        log.warning("training interrupted; continue with --resume")
+        return out
+    if trainer.global_rank == 0:
+        dm.setup("validate")
+        _export(cfg, out, module, dm, trainer.checkpoint_callback.best_model_path)
+    return out

@@ -1,0 +1,89 @@
+"""The LightningModule: one classifier from the registry, its loss, metrics and optimiser."""
+
+from __future__ import annotations
+
+import lightning as L
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures go to TensorBoard, never to a window
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from braintumor.models import create_model
+from braintumor.training.config import TrainConfig
+
+
+def classifier_head(model: nn.Module) -> nn.Module:
+    """The last Linear layer: the part that stays trainable while the backbone is frozen."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__}: no Linear classifier head found")
+    return linears[-1]
+
+
+class ClassifierModule(L.LightningModule):
+    """Cross-entropy classifier; logs loss, accuracy, macro-F1 and a confusion matrix per epoch."""
+
+    def __init__(self, cfg: TrainConfig, class_names: list[str], class_weights: list[float] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg.to_dict(), "class_names": class_names, "class_weights": class_weights})
+        self.cfg = cfg
+        self.class_names = list(class_names)
+        n = len(class_names)
+        self.model = create_model(
+            cfg.arch, num_classes=n, in_chans=cfg.in_chans, pretrained=cfg.pretrained, drop_rate=cfg.drop_rate
+        )
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        metrics = MetricCollection(
+            {"acc": MulticlassAccuracy(n, average="micro"), "macro_f1": MulticlassF1Score(n, average="macro")}
+        )
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.val_confmat = MulticlassConfusionMatrix(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss_fn(logits, y)
+        self.train_metrics.update(logits.detach(), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        # Logging the metric objects (not computed values) lets Lightning compute and sync them at the
+        # same point on every rank; computing them in an epoch-end hook deadlocks DDP.
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val/loss", self.loss_fn(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.val_metrics.update(logits, y)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=True)
+        self.val_confmat.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_confusion_matrix()
+        self.val_confmat.reset()
+
+    def _log_confusion_matrix(self) -> None:
+        matrix = self.val_confmat.compute()  # a collective in DDP: every rank must call it
+        experiment = getattr(self.logger, "experiment", None)
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero or not hasattr(experiment, "add_figure"):
+            return
+        fig, _ = self.val_confmat.plot(val=matrix, labels=self.class_names)
+        experiment.add_figure("val/confusion_matrix", fig, global_step=self.current_epoch)
+        plt.close(fig)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/macro_f1"}}

@@ -1,0 +1,153 @@
+"""End-to-end training runs on tiny data: run folder, checkpoint, resume, DDP, real datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from braintumor.cli import main
+from braintumor.models.checkpoint import load_model
+from braintumor.training.config import TrainConfig
+from braintumor.training.fit import MONITOR
+
+TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+
+
+def _train_args(data: Path, out: Path, cache: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(data), "--out", str(out), "--cache-dir", str(cache), *TINY, *extra]
+
+
+def test_train_writes_a_complete_run_folder(square_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(_train_args(square_data, out, tmp_path / "cache", "--epochs", "3", "--lr", "3e-3")) == 0
+    for name in ("config.yaml", "model.safetensors", "model.json", "val_metrics.json", "data.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events"
+    cfg = TrainConfig.from_sources(out / "config.yaml")
+    assert cfg.arch == "simple_cnn" and cfg.image_size == 64 and cfg.pretrained is False
+    metrics = json.loads((out / "val_metrics.json").read_text())
+    assert metrics["n"] == json.loads((out / "data.json").read_text())["val"] > 0
+    assert 0.0 < metrics["temperature"] < 20.0
+    loaded = load_model(out)
+    assert loaded.class_names == ["plain", "square"]
+    assert loaded.temperature == pytest.approx(metrics["temperature"])
+    with torch.no_grad():
+        assert loaded.model(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
+
+
+def test_train_refuses_to_overwrite_a_run_without_resume(square_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(_train_args(square_data, out, tmp_path / "cache", "--epochs", "1")) == 0
+    assert main(_train_args(square_data, out, tmp_path / "cache", "--epochs", "1")) == 2
+
+
+def test_exclude_list_drops_images(square_data: Path, tmp_path: Path) -> None:
+    drop = sorted((square_data / "Training" / "plain").iterdir())[:5]
+    listing = tmp_path / "exclude.txt"
+    listing.write_text("".join(p.relative_to(square_data).as_posix() + "\n" for p in drop))
+    out = tmp_path / "run"
+    assert main(_train_args(square_data, out, tmp_path / "cache", "--epochs", "1", "--exclude", str(listing))) == 0
+    data = json.loads((out / "data.json").read_text())
+    assert data["excluded"] == 5 and data["train"] + data["val"] == 48 - 5
+
+
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _best_state(callbacks: dict) -> dict:
+    """The state of the ModelCheckpoint that tracks the best validation macro-F1."""
+    return next(v for k, v in callbacks.items() if k.startswith("ModelCheckpoint") and MONITOR in k)
+
+
+def _run_cli(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "braintumor.cli", *args], env=env, **kw)
+
+
+def _wait_for_epoch(last: Path, proc: subprocess.Popen, epoch: int, timeout: float = 120) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        if last.exists():
+            try:
+                if _ckpt(last)["epoch"] >= epoch:
+                    return
+            except Exception:  # being written right now
+                pass
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared in time")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "kill-9"])
+def test_resume_continues_from_last_finished_epoch(square_data: Path, tmp_path: Path, sig: int) -> None:
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    last, best = out / "checkpoints" / "last.ckpt", out / "checkpoints" / "best.ckpt"
+    slow = [*_train_args(square_data, out, cache, "--epochs", "1000", "--early-stop-patience", "1000")]
+    proc = _run_cli(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_epoch(last, proc, epoch=2)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    saved = _ckpt(last)
+    done_epochs = saved["epoch"] + 1  # Lightning stores the index of the last finished epoch
+    steps_per_epoch = saved["global_step"] // done_epochs
+    best_before = _ckpt(best)["callbacks"]
+    best_score_before = _best_state(best_before)["best_model_score"]
+
+    total = done_epochs + 2
+    resumed = _run_cli(
+        [*_train_args(square_data, out, cache, "--epochs", str(total)), "--resume"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, log
+    assert f"resuming at epoch {done_epochs}" in log
+    final = _ckpt(last)
+    assert final["epoch"] == total - 1
+    assert final["global_step"] == total * steps_per_epoch  # only the missing epochs were trained
+    state = _best_state(final["callbacks"])
+    assert state["best_model_score"] >= best_score_before  # the best checkpoint was kept, not reset
+    assert best.exists() and (out / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(square_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = _train_args(square_data, out, tmp_path / "cache", "--epochs", "1")
+    args += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
+    proc = subprocess.run([sys.executable, "-m", "braintumor.cli", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    prints = sorted((out / "fingerprints").glob("rank*.txt"))
+    assert [p.name for p in prints] == ["rank0.txt", "rank1.txt"]
+    assert prints[0].read_text() == prints[1].read_text()
+
+
+@pytest.mark.slow
+def test_train_on_mixed_format_binary_set(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = _train_args(shared_data / "chakrabarty-253", out, tmp_path / "cache", "--epochs", "1")
+    assert main(args) == 0
+    assert load_model(out).class_names == ["no", "yes"]
+
+
+@pytest.mark.slow
+def test_train_on_derived_binary_task(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    merge = "tumor=glioma,meningioma,pituitary"
+    args = _train_args(shared_data / "nickparvar-7023", out, tmp_path / "cache", "--epochs", "1", "--merge", merge)
+    assert main([*args, "--limit-train-batches", "5"]) == 0
+    assert load_model(out).class_names == ["notumor", "tumor"]
