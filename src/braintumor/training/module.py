@@ -36,6 +36,8 @@ class ClassifierModule(L.LightningModule):
         self.model = create_model(
             cfg.arch, num_classes=n, in_chans=cfg.in_chans, pretrained=cfg.pretrained, drop_rate=cfg.drop_rate
         )
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         metrics = MetricCollection(
@@ -46,7 +48,7 @@ class ClassifierModule(L.LightningModule):
         self.val_confmat = MulticlassConfusionMatrix(n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model(x.contiguous(memory_format=self.memory_format))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch

@@ -1,0 +1,40 @@
+"""Two-stage fine-tuning: the backbone (BatchNorm statistics included) stays fixed, then trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from braintumor.training.config import TrainConfig
+from braintumor.training.fit import fit
+
+
+def _run(data: Path, tmp: Path, epochs: int) -> dict[str, torch.Tensor]:
+    cfg = TrainConfig.from_sources(
+        data=str(data), out=str(tmp / f"run{epochs}"), cache_dir=str(tmp / "cache"), arch="vgg_bn",
+        pretrained=False, image_size=64, batch_size=8, num_workers=0, epochs=epochs, freeze_epochs=1,
+        seed=0, early_stop_patience=10,
+    )
+    fit(cfg, progress=False)
+    # the weights after the last epoch (the exported model is the best epoch, which may be an earlier one)
+    state = torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+
+
+def test_frozen_epoch_changes_only_the_head_then_all_layers_train(square_data: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    from braintumor.models import create_model
+
+    initial = create_model("vgg_bn", num_classes=2, in_chans=3, pretrained=False)
+    after_frozen = _run(square_data, tmp_path, epochs=1)
+    after_unfrozen = _run(square_data, tmp_path, epochs=2)
+    head = [k for k in after_frozen if k.startswith(next(iter(reversed(after_frozen))).rsplit(".", 1)[0])]
+    bn_stats = [k for k in after_frozen if k.endswith("running_mean")]
+    assert bn_stats, "vgg_bn has BatchNorm layers"
+    init = initial.state_dict()
+    # seed_everything(0) inside fit makes both runs start from the same weights as this model
+    for k in bn_stats:
+        assert torch.equal(after_frozen[k], init[k]), f"{k} moved while the backbone was frozen"
+    assert any(not torch.equal(after_frozen[k], init[k]) for k in head), "the head did not train"
+    assert any(not torch.equal(after_unfrozen[k], init[k]) for k in bn_stats), "backbone BN never updated"
