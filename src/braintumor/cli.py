@@ -55,6 +55,369 @@ def _cmd_data_show_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_help() -> dict[str, str]:
+    """Each TrainConfig field's help text: the comment beside it in config.py (one source of truth)."""
+    import inspect
+    import re
+
+    from braintumor.training.config import TrainConfig
+
+    try:
+        source = inspect.getsource(TrainConfig)
+    except OSError:
+        return {}
+    return dict(re.findall(r"^\s+(\w+): [^=]+=.*?#\s*(.+)$", source, flags=re.M))
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    import dataclasses
+
+    from braintumor.training.config import TrainConfig
+
+    p = sub.add_parser("train", help="train a classifier (Lightning; one or many devices)")
+    p.add_argument("--config", type=Path, help="YAML file of config fields; flags given here override it")
+    helps = _config_help()
+    required = {"data", "out"}
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        text = helps.get(f.name, "")
+        if kind.startswith("dict"):
+            continue  # nested settings (augment) come from the YAML file only
+        if kind == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            conv = int if kind == "int" else float if kind == "float" else str
+            p.add_argument(flag, type=conv, default=None, help=text + (" (required)" if f.name in required else ""))
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from braintumor.training.config import TrainConfig
+    from braintumor.training.fit import fit
+
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
+    cfg = TrainConfig.from_sources(args.config, **overrides)
+    out = fit(cfg)
+    print(f"run folder: {out}")
+    return 0
+
+
+def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="Grad-CAM overlays of scans, or localisation scores against tumour boxes (--boxes)",
+        description="Write one Grad-CAM overlay PNG per scan (same stem, original size), or with --boxes score "
+        "how well the maps point at tumour boxes (pointing game, energy in box) beside uniform and image-centre "
+        "baselines, with 95 percent bootstrap CIs.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="scans or folders; with --boxes, DATA")
+    p.add_argument("--model", default="default", help="checkpoint folder or .safetensors file; 'default' = shipped")
+    p.add_argument("--out", type=Path, help="folder for the overlay PNGs (required), or for localization.json")
+    p.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam", help="CAM method")
+    p.add_argument("--target", help="class to explain, by name or index (default: the predicted class)")
+    p.add_argument("--colorbar", action="store_true", help="add a colour bar beside each overlay")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap weight in the overlay, 0-1")
+    g = p.add_argument_group("localisation scoring")
+    g.add_argument("--boxes", type=Path, help="box CSV: image,label,x_min,y_min,x_max,y_max (paths relative to DATA)")
+    g.add_argument(
+        "--normal-class",
+        action="append",
+        metavar="CLASS",
+        help="a class meaning 'no tumour', repeatable; scans predicted as one are not scored "
+        "(default: whichever of notumor, no_tumor, no, normal, healthy the model has)",
+    )
+    g.add_argument("--tolerance", type=float, help="pointing-game tolerance, pixels of the original scan (default 15)")
+    g.add_argument("--limit", type=int, help="score only the first N boxes")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_explain)
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    return _explain_boxes(args) if args.boxes is not None else _explain_files(args)
+
+
+def _explainer(args: argparse.Namespace) -> tuple:
+    from braintumor.explain import Explainer
+    from braintumor.models import load_model
+    from braintumor.models.default import resolve_model_path
+
+    model_path = resolve_model_path(args.model)
+    return Explainer(load_model(model_path), method=args.method), model_path
+
+
+def _explain_files(args: argparse.Namespace) -> int:
+    from braintumor.explain import write_overlays
+
+    if args.out is None:
+        raise ValueError("--out DIR is required: the folder the overlay PNGs are written to")
+    explainer, _ = _explainer(args)
+    target = args.target
+    if target is not None and target.isdigit() and target not in explainer.class_names:
+        target = int(target)
+    failed = 0
+    results = write_overlays(explainer, args.inputs, args.out, target=target, alpha=args.alpha, colorbar=args.colorbar)
+    for r in results:
+        if r.error:
+            failed += 1
+            print(f"ERROR {r.error}", file=sys.stderr)
+        else:
+            e = r.explanation
+            print(f"{r.source} -> {r.out}  predicted {e.predicted_label} ({e.confidence:.2f}), map of {e.target_label}")
+    return 1 if failed else 0
+
+
+def _explain_boxes(args: argparse.Namespace) -> int:
+    import json
+
+    from braintumor.explain import DEFAULT_TOLERANCE_PX, format_table, localization_report
+
+    if len(args.inputs) != 1:
+        raise ValueError("with --boxes give exactly one dataset folder (the root the CSV's image paths start from)")
+    if args.target is not None:
+        raise ValueError("--target is not used with --boxes: localisation explains each scan's predicted class")
+    explainer, model_path = _explainer(args)
+    report = localization_report(
+        explainer,
+        args.inputs[0],
+        args.boxes,
+        normal=args.normal_class,
+        tolerance=DEFAULT_TOLERANCE_PX if args.tolerance is None else args.tolerance,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    report = {"model": str(model_path), "boxes": str(args.boxes), **report}
+    for err in report["errors"]:
+        print(f"ERROR {err['error']}", file=sys.stderr)
+    print(format_table(report))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "localization.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out / 'localization.json'}")
+    return 0
+
+
+def _add_evaluation_parsers(sub: argparse._SubParsersAction) -> None:
+    """`evaluate` (score a model on a test folder, leak-aware) and `compare` (models side by side)."""
+    p = sub.add_parser("evaluate", help="score a model on a labelled test folder: metrics.json, report.html")
+    p.add_argument("--model", default="default", help="checkpoint folder or file, or 'default' for the shipped model")
+    p.add_argument("--data", type=Path, required=True, help="test folder of class folders, or a root with a test split")
+    p.add_argument("--out", type=Path, required=True, help="output folder (metrics.json, predictions.csv, report.html)")
+    p.add_argument(
+        "--exclude-leaks-from",
+        type=Path,
+        metavar="TRAIN_DIR",
+        help="audit the test scans against this training folder; report figures on the leak-free subset too",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass (default 32)")
+    p.add_argument("--cache-dir", type=Path, help="decode cache folder to reuse between runs (default: temporary)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% CIs (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare", help="several models' figures side by side (evaluation or run folders)")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_OR_EVAL_DIR", help="folders from evaluate or train")
+    p.add_argument("--out", type=Path, help="also write the table to FILE.csv or FILE.md")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from braintumor.evaluation.bootstrap import BootstrapSettings
+    from braintumor.evaluation.evaluate import EvaluateOptions, run_evaluation
+    from braintumor.evaluation.outputs import console_table
+
+    if args.batch_size < 1 or args.bootstrap < 1:
+        raise ValueError("--batch-size and --bootstrap must be at least 1")
+    options = EvaluateOptions(
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        bootstrap=BootstrapSettings(n_resamples=args.bootstrap, seed=args.seed),
+        workers=args.workers,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    result = run_evaluation(
+        args.model, args.data, args.out, exclude_leaks_from=args.exclude_leaks_from, options=options
+    )
+    print(console_table(result))
+    print(f"wrote {args.out}/metrics.json, predictions.csv, report.html")
+    print(DISCLAIMER)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from braintumor.evaluation.compare import compare_rows, format_table, write_table
+
+    rows = compare_rows(args.runs)
+    print(format_table(rows))
+    if args.out:
+        print(f"wrote {write_table(rows, args.out)}")
+    return 0
+
+
+def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
+    """`predict`, `export` and `serve` (choices are literal here so `--help` does not import torch)."""
+    model_help = "'default' (the shipped model), a run folder, a checkpoint, or an .onnx file"
+    p = sub.add_parser("predict", help="classify scans: files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+", metavar="FILES|DIRS|GLOBS", help="scans, folders of scans, or patterns")
+    p.add_argument("--model", default="default", help=model_help)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="json: one object per line")
+    p.add_argument("--explain", type=Path, metavar="DIR", help="also write a Grad-CAM overlay PNG per scan here")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="onnx needs `braintumor export`")
+    p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (default: one per core)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX; fit its out-of-distribution check",
+        description="Writes <stem>.onnx (dynamic batch; the preprocessing contract in its metadata) and, with "
+        "--ood-from, <stem>.ood.safetensors + <stem>.ood.json beside the checkpoint: a Mahalanobis-distance check "
+        "on the penultimate features, fitted on DATA's train split, with its threshold at --ood-percentile of the "
+        "scores of DATA's val split (or of 15%% of train held out). `predict` and `serve` then refuse scans beyond "
+        "the threshold (in_distribution false, no label).",
+    )
+    p.add_argument("--model", default="default", help=model_help)
+    p.add_argument("--format", choices=("onnx", "none"), default="onnx", help="none: only fit the OOD check")
+    p.add_argument("--out", type=Path, help="ONNX file to write (default: <checkpoint stem>.onnx beside it)")
+    p.add_argument("--ood-from", type=Path, metavar="DATA", help="fit the OOD check on DATA's train (and val) split")
+    p.add_argument("--ood-percentile", type=float, default=99.0, help="threshold percentile of validation scores")
+    p.add_argument("--ood-max-per-class", type=int, help="use at most this many scans per class (faster)")
+    p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("serve", help="run the web service and page (FastAPI, uvicorn)")
+    p.add_argument("--model", help=model_help + " (default: $BRAINTUMOR_MODEL, else 'default')")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="default: $BRAINTUMOR_BACKEND, else torch")
+    p.add_argument("--host", default="127.0.0.1", help="non-loopback hosts need BRAINTUMOR_API_TOKEN")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (each loads the model)")
+    p.add_argument("--insecure-no-auth", action="store_true", help="serve beyond loopback without a token")
+    p.add_argument("--cors-origin", action="append", default=None, help="allow this browser origin (repeatable)")
+    p.add_argument("--max-file-mb", type=float, help="per-file upload limit (default 20)")
+    p.add_argument("--max-request-mb", type=float, help="per-request upload limit (default 64)")
+    p.add_argument("--max-files", type=int, help="files per request (default 16)")
+    p.add_argument("--concurrency", type=int, help="requests processed at once per worker (default 2)")
+    p.add_argument("--threads", type=int, help="CPU threads for the model per worker (default: one per core)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import os
+
+    from braintumor.inference import expand_sources, load_predictor
+    from braintumor.inference.batch import predict_files
+    from braintumor.inference.output import PredictionWriter
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    files, problems = expand_sources(args.inputs)
+    for problem in problems:
+        print(f"braintumor: warning: {problem}", file=sys.stderr)
+    if not files:
+        raise FileNotFoundError("no input files to predict")
+    predictor = load_predictor(args.model, backend=args.backend, threads=args.threads, batch_size=args.batch_size)
+    if not predictor.ood_available:
+        note = "this model has no out-of-distribution check (see `braintumor export --help`)"
+        print(f"braintumor: note: {note}", file=sys.stderr)
+    writer = PredictionWriter(sys.stdout, args.format, predictor.class_names)
+    try:
+        s = predict_files(predictor, files, writer, explain_dir=args.explain, progress=not args.quiet)
+    except BrokenPipeError:  # the output went into e.g. `head`, which stopped reading: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice for this case)
+        return 0
+    done = f"{s.predicted} predicted, {s.refused} refused, {s.errors} unreadable of {len(files)} file(s)"
+    print(f"{done}{f'; overlays in {args.explain}' if args.explain else ''}. {DISCLAIMER}", file=sys.stderr)
+    return 1 if s.errors else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import shutil
+
+    from braintumor.inference import export_onnx, ood_paths
+    from braintumor.inference.export import parity
+    from braintumor.inference.ood_fit import fit_ood_on_dataset
+    from braintumor.io import read_scan
+    from braintumor.models import checkpoint_paths, load_model
+    from braintumor.models.default import resolve_model_path
+
+    if args.format == "none" and not args.ood_from:
+        raise ValueError("nothing to do: --format none needs --ood-from DATA")
+    path = resolve_model_path(args.model)
+    loaded = load_model(path)
+    if args.ood_from:
+        detector = fit_ood_on_dataset(
+            loaded,
+            args.ood_from,
+            args.ood_percentile,
+            max_per_class=args.ood_max_per_class,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+        )
+        for bad in detector.info["unreadable"]:
+            print(f"braintumor: warning: left out {bad['file']}: {bad['error']}", file=sys.stderr)
+        written = detector.save(path)
+        i = detector.info
+        print(
+            f"OOD check: threshold {detector.threshold:.3f} = {i['percentile']:g}th percentile of {i['n_val']} "
+            f"validation scans (fitted on {i['n_train']}); wrote {written[0]} and {written[1]}"
+        )
+    if args.format == "onnx":
+        out = args.out or checkpoint_paths(path)[0].with_suffix(".onnx")
+        export_onnx(loaded, out)
+        for src, dst in zip(ood_paths(path), ood_paths(out), strict=True):
+            if src.is_file() and src.resolve() != dst.resolve():
+                shutil.copyfile(src, dst)  # the ONNX predictor looks for the OOD check beside the .onnx file
+        samples = sorted((Path(__file__).parent / "samples").rglob("*.jpg"))
+        diff = parity(loaded, out, [read_scan(p) for p in samples]) if samples else float("nan")
+        print(f"wrote {out} (max |p_onnx - p_torch| on {len(samples)} sample scans: {diff:.2e})")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from braintumor.models.default import resolve_model_path
+    from braintumor.serve.app import ENV, settings_from_env
+    from braintumor.serve.settings import check_exposure
+
+    flags = {
+        "model": args.model,
+        "backend": args.backend,
+        "cors_origins": ",".join(args.cors_origin) if args.cors_origin else None,
+        "max_file_bytes": args.max_file_mb,
+        "max_request_bytes": args.max_request_mb,
+        "max_files": args.max_files,
+        "concurrency": args.concurrency,
+        "threads": args.threads,
+    }
+    # Each uvicorn worker process builds its app from the environment (serve.app.app_from_env).
+    os.environ.update({ENV[k]: str(v) for k, v in flags.items() if v is not None})
+    settings = settings_from_env()
+    check_exposure(args.host, settings, args.insecure_no_auth)
+    resolve_model_path(settings.model)  # fail here, with the reason, rather than in every worker
+    auth = "bearer token required on /api" if settings.api_token else "no access token (loopback only)"
+    print(f"braintumor serve: http://{args.host}:{args.port}/ ({auth}). {DISCLAIMER}", file=sys.stderr)
+    uvicorn.run(
+        "braintumor.serve.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        server_header=False,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="braintumor",
@@ -102,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file of augmentation settings")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_data_show_augment)
+
+    _add_train_parser(sub)
+    _add_explain_parser(sub)
+    _add_evaluation_parsers(sub)
+    _add_inference_parsers(sub)
     return parser
 
 

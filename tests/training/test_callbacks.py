@@ -12,9 +12,18 @@ from braintumor.training.fit import fit
 
 def _run(data: Path, tmp: Path, epochs: int) -> dict[str, torch.Tensor]:
     cfg = TrainConfig.from_sources(
-        data=str(data), out=str(tmp / f"run{epochs}"), cache_dir=str(tmp / "cache"), arch="vgg_bn",
-        pretrained=False, image_size=64, batch_size=8, num_workers=0, epochs=epochs, freeze_epochs=1,
-        seed=0, early_stop_patience=10,
+        data=str(data),
+        out=str(tmp / f"run{epochs}"),
+        cache_dir=str(tmp / "cache"),
+        arch="vgg_bn",
+        pretrained=False,
+        image_size=64,
+        batch_size=8,
+        num_workers=0,
+        epochs=epochs,
+        freeze_epochs=1,
+        seed=0,
+        early_stop_patience=10,
     )
     fit(cfg, progress=False)
     # the weights after the last epoch (the exported model is the best epoch, which may be an earlier one)

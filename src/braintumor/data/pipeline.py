@@ -34,9 +34,7 @@ class ScanPipeline:
     transform: Callable[[np.ndarray], torch.Tensor]
 
     @classmethod
-    def from_settings(
-        cls, preprocess: dict[str, Any], normalization: dict[str, Any], in_chans: int
-    ) -> ScanPipeline:
+    def from_settings(cls, preprocess: dict[str, Any], normalization: dict[str, Any], in_chans: int) -> ScanPipeline:
         norm = dict(normalization)
         transform = build_transforms(
             None,

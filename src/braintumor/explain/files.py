@@ -1,0 +1,97 @@
+"""Overlays for a list of scan files (what `braintumor explain FILES --out DIR` does): one PNG per input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from braintumor.explain.cam import Explainer, Explanation
+from braintumor.explain.overlay import overlay_png
+from braintumor.io import SCAN_SUFFIXES, ScanReadError, is_scan_file, read_scan
+
+
+@dataclass(frozen=True)
+class OverlayResult:
+    """What happened to one input: the PNG written and its explanation, or the error that stopped it."""
+
+    source: Path
+    out: Path | None
+    explanation: Explanation | None
+    error: str | None
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by the scan files inside them (recursively, sorted).
+
+    Raises:
+        ValueError: a folder holds no scan files (it would otherwise be skipped without a word).
+    """
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and is_scan_file(p))
+            if not found:
+                raise ValueError(f"{item}: folder holds no scan files ({', '.join(SCAN_SUFFIXES)})")
+            files += found
+        else:
+            files.append(item)  # a missing file is reported by the reader, per file
+    return files
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(SCAN_SUFFIXES, key=len, reverse=True):  # ".nii.gz" before ".gz"-less names
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def output_paths(files: Sequence[Path], out_dir: Path) -> dict[Path, Path]:
+    """Input -> ``out_dir/<stem>.png``.
+
+    Raises:
+        ValueError: two inputs share a stem, or an output would overwrite its own input.
+    """
+    outs: dict[Path, Path] = {}
+    seen: dict[Path, Path] = {}
+    for f in files:
+        target = out_dir / f"{_stem(f)}.png"
+        if target in seen:
+            raise ValueError(f"{seen[target]} and {f} would both be written to {target}; explain them in separate runs")
+        if target.exists() and f.exists() and target.resolve() == f.resolve():
+            raise ValueError(f"{f}: the overlay would overwrite the input; choose another --out folder")
+        seen[target] = f
+        outs[f] = target
+    return outs
+
+
+def write_overlays(
+    explainer: Explainer,
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    target: int | str | None = None,
+    alpha: float = 0.4,
+    colorbar: bool = False,
+) -> Iterator[OverlayResult]:
+    """Explain each scan and write its overlay PNG, yielding one result per input as it goes.
+
+    An unreadable file gives a result with `error` set (naming the file and the reason) and the run goes on.
+
+    Raises:
+        ValueError: bad target class, clashing output names, or an empty folder (before any work is done).
+    """
+    explainer.class_index(target)  # fail on a bad class before the first file
+    files = expand_inputs(inputs)
+    outs = output_paths(files, Path(out_dir))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for f in files:
+        try:
+            scan = read_scan(f)
+        except ScanReadError as exc:
+            yield OverlayResult(f, None, None, str(exc))
+            continue
+        exp = explainer.explain(scan, target=target)
+        outs[f].write_bytes(overlay_png(scan, exp.cam, alpha=alpha, colorbar=colorbar))
+        yield OverlayResult(f, outs[f], exp, None)

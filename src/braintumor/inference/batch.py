@@ -1,0 +1,86 @@
+"""Predict many files in batches, for `braintumor predict`: progress on stderr, results as they come."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from tqdm.auto import tqdm
+
+from braintumor.inference.backends import cpu_count
+from braintumor.inference.inputs import ScanInput, read_input
+from braintumor.inference.output import PredictionWriter
+from braintumor.inference.predictor import Prediction, Predictor
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one run, and the overlays written."""
+
+    predicted: int = 0
+    refused: int = 0
+    errors: int = 0
+    overlays: list[Path] = field(default_factory=list)
+
+
+def predict_files(
+    predictor: Predictor,
+    files: Sequence[Path],
+    writer: PredictionWriter,
+    *,
+    explain_dir: Path | None = None,
+    progress: bool = True,
+    err: TextIO | None = None,
+) -> BatchSummary:
+    """Read, predict and write every file; one stderr line per unreadable or refused file, the rest go on.
+
+    Files are decoded on a few threads (decoders release the GIL) while batches run through the model.
+    With `explain_dir`, a Grad-CAM overlay `<stem>_gradcam.png` is written for every predicted scan.
+    """
+    err = err or sys.stderr  # looked up per call: tests and callers may swap sys.stderr
+    summary = BatchSummary()
+    names: set[str] = set()
+    bar = tqdm(total=len(files), unit="scan", desc="predict", disable=not progress, file=err)
+    with ThreadPoolExecutor(max_workers=min(4, cpu_count())) as pool:
+        for start in range(0, len(files), predictor.batch_size):
+            chunk = files[start : start + predictor.batch_size]
+            inputs = list(pool.map(read_input, chunk))
+            predictions = predictor.predict_inputs(inputs)
+            writer.write(predictions)
+            for item, pred in zip(inputs, predictions, strict=True):
+                _count(summary, pred, err)
+                if explain_dir is not None and pred.label is not None:
+                    summary.overlays.append(_write_overlay(predictor, item, explain_dir, names))
+            bar.update(len(chunk))
+    bar.close()
+    return summary
+
+
+def _count(summary: BatchSummary, pred: Prediction, err: TextIO) -> None:
+    if pred.error:
+        summary.errors += 1
+        tqdm.write(f"braintumor: error: {pred.file}: {pred.error}", file=err)
+    elif not pred.in_distribution:
+        summary.refused += 1
+        tqdm.write(f"braintumor: refused: {pred.file}: {pred.note}", file=err)
+    else:
+        summary.predicted += 1
+
+
+def _write_overlay(predictor: Predictor, item: ScanInput, out_dir: Path, taken: set[str]) -> Path:
+    """Write the overlay under a name unique in this run (two inputs may share a stem in different folders)."""
+    assert item.scan is not None  # only predicted inputs get here
+    png, _ = predictor.explain_png(item.scan)
+    stem = Path(item.name).name.split(".")[0] or "scan"
+    name, n = f"{stem}_gradcam.png", 2
+    while name in taken:
+        name, n = f"{stem}-{n}_gradcam.png", n + 1
+    taken.add(name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    path.write_bytes(png)
+    return path

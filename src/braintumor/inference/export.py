@@ -1,0 +1,151 @@
+"""Export a checkpoint to ONNX, with the preprocessing contract written into the file's metadata.
+
+The graph takes "input", float32 (batch, C, S, S) already normalised, with a dynamic batch axis, and gives
+"logits" (batch, K) and "features" (batch, D), the penultimate activations the OOD check needs. Scan ->
+tensor stays outside the graph (crop to the head, pad to square, resize, normalise: `ScanPipeline`), so the
+metadata states every setting another runtime needs to reproduce it: `metadata_props` keys start with
+"braintumor." and hold JSON values (see `contract_of`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from braintumor import DISCLAIMER, __version__
+from braintumor.inference.backends import final_linear
+from braintumor.models import LoadedModel
+
+FORMAT = "braintumor-onnx"
+FORMAT_VERSION = 1
+OPSET = 18
+
+
+class LogitsAndFeatures(nn.Module):
+    """The network split at its final linear layer: forward gives (logits, penultimate features)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        body = copy.deepcopy(model).eval()
+        name, head = final_linear(body)
+        parent, _, child = name.rpartition(".")
+        setattr(body.get_submodule(parent) if parent else body, child, nn.Identity())
+        self.body, self.head = body, head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = torch.flatten(self.body(x), 1)
+        return self.head(features), features
+
+
+def contract_of(loaded: LoadedModel) -> dict[str, Any]:
+    """What a runtime needs besides the graph: classes, input size, preprocessing, normalization, temperature."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": loaded.arch,
+        "class_names": list(loaded.class_names),
+        "image_size": loaded.image_size,
+        "in_chans": loaded.in_chans,
+        "input_layout": "NCHW float32, pixels scaled to [0, 1] then (x - mean) / std per channel",
+        "preprocess": dict(loaded.preprocess),
+        "normalization": dict(loaded.normalization),
+        "temperature": loaded.temperature,
+        "probabilities": "softmax(logits / temperature)",
+        "weights_sha256": loaded.meta.get("weights_sha256"),
+        "metrics": loaded.meta.get("metrics"),
+        "braintumor_version": __version__,
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET) -> Path:
+    """Write `loaded` as an ONNX file with a dynamic batch axis and the contract in its metadata.
+
+    Args:
+        loaded: a checkpoint from `braintumor.models.load_model`.
+        out: the `.onnx` path to write (its folder is created).
+        opset: ONNX opset version.
+
+    Returns:
+        The path written.
+    """
+    import onnx
+
+    out = Path(out)
+    wrapper = LogitsAndFeatures(loaded.model.cpu()).eval()
+    example = torch.zeros(2, loaded.in_chans, loaded.image_size, loaded.image_size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    # The exporter reports its progress on stdout/stderr; a CLI command should print only its own result.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        program = torch.onnx.export(
+            wrapper,
+            (example,),
+            None,
+            dynamo=True,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits", "features"],
+            dynamic_shapes={"x": {0: batch}},
+        )
+    proto = program.model_proto
+    for key, value in contract_of(loaded).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"braintumor.{key}", json.dumps(value, ensure_ascii=False)
+    proto.doc_string = f"braintumor {loaded.arch} classifier ({', '.join(loaded.class_names)}). {DISCLAIMER}"
+    onnx.checker.check_model(proto)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    tmp.replace(out)
+    return out
+
+
+def read_contract(path: str | Path) -> dict[str, Any]:
+    """The braintumor contract stored in an ONNX file's metadata (graph weights are not loaded).
+
+    Raises:
+        ValueError: not an ONNX file, or one not written by `braintumor export`.
+    """
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several types for a file that is not ONNX
+        raise ValueError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+    props = {p.key[len("braintumor.") :]: p.value for p in proto.metadata_props if p.key.startswith("braintumor.")}
+    try:
+        contract = {k: json.loads(v) for k, v in props.items()}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: corrupt braintumor metadata ({exc})") from None
+    if contract.get("format") != FORMAT:
+        raise ValueError(f"{path}: not written by `braintumor export` (no braintumor metadata)")
+    if int(contract.get("format_version", 0)) > FORMAT_VERSION:
+        raise ValueError(f"{path}: written by a newer braintumor (format {contract['format_version']}); upgrade")
+    return contract
+
+
+def parity(loaded: LoadedModel, onnx_path: str | Path, scans: list) -> float:
+    """Largest |p_onnx - p_torch| over the calibrated probabilities of `scans` (a list of `Scan`).
+
+    Both runtimes get the same tensors from the model's `ScanPipeline`, so the figure measures the export
+    alone (operator numerics), not preprocessing.
+    """
+    import numpy as np
+
+    from braintumor.data.pipeline import ScanPipeline
+    from braintumor.inference.backends import OnnxBackend, TorchBackend
+    from braintumor.inference.predictor import softmax
+
+    pipeline = ScanPipeline.for_model(loaded)
+    batch = np.stack([pipeline(s).numpy() for s in scans])
+    torch_logits, _ = TorchBackend(loaded.model).run(batch)
+    onnx_logits, _ = OnnxBackend(onnx_path).run(batch)
+    t = loaded.temperature
+    return float(np.abs(softmax(onnx_logits, t) - softmax(torch_logits, t)).max())

@@ -1,0 +1,83 @@
+"""One input of a prediction: a scan read from a path or uploaded bytes, or the reason it cannot be used.
+
+Reading never raises for a bad file: the CLI and the service report one error per file and go on with
+the others. The colour-photo gate needs the file's colour channels, which `Scan` (grayscale) no longer
+has, so it runs here on the raw bytes, which are read once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from braintumor.inference.gate import colour_refusal
+from braintumor.io import Scan, ScanReadError, is_scan_file, read_scan
+from braintumor.io.source import load_bytes
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """A named input: the scan, or why it cannot be read (`error`), or why it is refused (`refusal`)."""
+
+    name: str
+    scan: Scan | None = None
+    error: str | None = None
+    refusal: str | None = None
+
+
+def read_input(source: str | Path | bytes, *, name: str | None = None) -> ScanInput:
+    """Read one scan (middle slice of a volume) and run the colour gate; bad files give `error`, never raise."""
+    label = name if name is not None else ("<bytes>" if isinstance(source, bytes) else str(source))
+    try:
+        data = load_bytes(source, label)
+        scan = read_scan(data, name=label)
+    except ScanReadError as exc:
+        return ScanInput(label, error=exc.reason)
+    return ScanInput(label, scan, refusal=colour_refusal(data))
+
+
+def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """Files named by FILES, DIRS and GLOBS, in order and without repeats, plus one message per problem.
+
+    A file is taken as given (reading it reports any problem); a folder gives every scan file below it
+    (by suffix, or by content for DICOM files without one); a glob pattern gives its matches. Returned
+    messages name the patterns and folders that gave nothing and the files inside folders that were
+    left out, so nothing is skipped silently.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found, skipped = _scan_dir(path)
+            files += found
+            if skipped:
+                problems.append(f"{spec}: left out {skipped} file(s) that are not scans (by name and content)")
+            if not found:
+                problems.append(f"{spec}: folder holds no scan files")
+        elif path.exists() or not glob.has_magic(spec):
+            files.append(path)  # a missing file is reported by read_input, with the others
+        else:
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                problems.append(f"{spec}: no file matches this pattern")
+            files += [Path(m) for m in matches if not Path(m).is_dir()]
+    return list(dict.fromkeys(files)), problems
+
+
+def _scan_dir(folder: Path) -> tuple[list[Path], int]:
+    found, skipped = [], 0
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for n in sorted(names):
+            if n.startswith("."):
+                continue  # .DS_Store and friends are never scans
+            p = Path(root) / n
+            if is_scan_file(p, sniff_content=True):
+                found.append(p)
+            else:
+                skipped += 1
+    return found, skipped

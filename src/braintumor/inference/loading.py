@@ -1,0 +1,118 @@
+"""Build a Predictor from `--model default|PATH` with the PyTorch or ONNX Runtime backend.
+
+PyTorch: the checkpoint (`<stem>.safetensors` + `<stem>.json`). ONNX: `<stem>.onnx` written by
+`braintumor export` beside the checkpoint, or any `.onnx` path (its metadata carries the preprocessing
+contract, so the checkpoint is only needed for Grad-CAM). Either way the OOD detector is read from
+`<stem>.ood.*` beside the file, when present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from braintumor.data.pipeline import ScanPipeline
+from braintumor.inference.backends import OnnxBackend, TorchBackend
+from braintumor.inference.export import read_contract
+from braintumor.inference.ood import OODDetector, load_ood
+from braintumor.inference.predictor import Predictor
+from braintumor.models import checkpoint_paths, load_model, read_metadata
+from braintumor.models.default import resolve_model_path
+
+BACKENDS = ("torch", "onnx")
+
+
+def load_predictor(
+    model: str | Path | None = "default",
+    *,
+    backend: str = "torch",
+    threads: int | None = None,
+    batch_size: int = 32,
+    channels_last: bool = False,
+) -> Predictor:
+    """A Predictor for `model` ("default", a run folder, a checkpoint file or stem, or an `.onnx` file).
+
+    Args:
+        model: what `--model` names.
+        backend: "torch" or "onnx".
+        threads: intra-op threads for the backend (None: its default, one per core).
+        batch_size: scans per forward pass.
+        channels_last: PyTorch only: NHWC memory format (see `TorchBackend`).
+
+    Raises:
+        FileNotFoundError: no such model, or no `.onnx` export for the ONNX backend.
+        ValueError: unknown backend; corrupt checkpoint, export or detector (CheckpointError is a ValueError).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    path = resolve_model_path(model)
+    if backend == "onnx" or path.suffix == ".onnx":
+        return _onnx_predictor(path, threads, batch_size)
+    loaded = load_model(path)
+    ood = load_ood(path, loaded.meta.get("weights_sha256"))
+    pipeline = ScanPipeline.for_model(loaded)
+    return Predictor(
+        TorchBackend(loaded.model, threads=threads, channels_last=channels_last),
+        pipeline,
+        loaded.class_names,
+        loaded.temperature,
+        ood=ood,
+        card=model_card(loaded.meta, "torch", ood),
+        batch_size=batch_size,
+        checkpoint=path,
+    )
+
+
+def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predictor:
+    if path.suffix == ".onnx":
+        onnx_path = path
+        stem = path.with_suffix("")
+        checkpoint = stem if checkpoint_paths(stem)[1].is_file() else None
+    else:
+        weights, _ = checkpoint_paths(path)
+        onnx_path, checkpoint = weights.with_suffix(".onnx"), path
+        if not onnx_path.is_file():
+            raise FileNotFoundError(
+                f"{onnx_path}: no ONNX export of this model; make it with `braintumor export --model {path}`"
+            )
+    contract = read_contract(onnx_path)
+    if checkpoint is not None:
+        sha = read_metadata(checkpoint).get("weights_sha256")
+        if sha and contract.get("weights_sha256") and sha != contract["weights_sha256"]:
+            raise ValueError(f"{onnx_path}: exported from other weights than {checkpoint}; re-run `braintumor export`")
+    ood = load_ood(onnx_path, contract.get("weights_sha256"))
+    pipeline = ScanPipeline.from_settings(contract["preprocess"], contract["normalization"], contract["in_chans"])
+    return Predictor(
+        OnnxBackend(onnx_path, threads=threads),
+        pipeline,
+        contract["class_names"],
+        contract["temperature"],
+        ood=ood,
+        card=model_card(contract, "onnx", ood),
+        batch_size=batch_size,
+        checkpoint=checkpoint,
+    )
+
+
+def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> dict[str, Any]:
+    """What the service tells about its model: no file paths, only what identifies and describes it."""
+    sha = meta.get("weights_sha256") or ""
+    return {
+        "arch": meta.get("arch"),
+        "class_names": list(meta.get("class_names") or []),
+        "image_size": meta.get("image_size"),
+        "in_chans": meta.get("in_chans"),
+        "temperature": meta.get("temperature"),
+        "model_id": sha[:12] or None,
+        "created_utc": meta.get("created_utc"),
+        "metrics": meta.get("metrics"),
+        "backend": backend,
+        "ood": _ood_card(ood),
+    }
+
+
+def _ood_card(ood: OODDetector | None) -> dict[str, Any]:
+    if ood is None:
+        return {"available": False, "note": "no out-of-distribution detector is stored with this model"}
+    keys = ("method", "percentile", "n_train", "n_val", "val_refused_share", "created_utc")
+    return {"available": True, "threshold": ood.threshold, **{k: ood.info.get(k) for k in keys}}

@@ -1,0 +1,129 @@
+"""Fit the out-of-distribution detector of a checkpoint on labelled training and validation scans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from braintumor.data.discovery import Sample
+from braintumor.data.pipeline import ScanPipeline
+from braintumor.inference.backends import TorchBackend
+from braintumor.inference.ood import OODDetector, fit_from_features
+from braintumor.inference.predictor import Predictor
+from braintumor.io import ScanReadError, read_scan
+from braintumor.models import LoadedModel
+
+
+def fit_ood(
+    loaded_model: LoadedModel,
+    train_samples: Sequence[Sample],
+    val_samples: Sequence[Sample],
+    percentile: float = 99.0,
+    *,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> OODDetector:
+    """Fit the Mahalanobis detector on the training scans' features; threshold at `percentile` of validation.
+
+    Args:
+        loaded_model: the checkpoint (from `braintumor.models.load_model`).
+        train_samples: labelled training scans (class means and covariance come from these).
+        val_samples: held-out scans of the same distribution; the threshold is the `percentile`-th
+            percentile of their scores, so about (100 - percentile) % of such scans will be refused.
+        percentile: in [50, 100].
+        batch_size: scans per forward pass.
+        progress: show tqdm progress bars on stderr.
+
+    Returns:
+        The detector; `info["unreadable"]` lists files that could not be read (they are left out), and
+        `info["weights_sha256"]` ties it to these weights. Save it with `detector.save(checkpoint_path)`.
+
+    Raises:
+        ValueError: too few readable scans, or a percentile outside [50, 100].
+    """
+    predictor = Predictor(
+        TorchBackend(loaded_model.model),
+        ScanPipeline.for_model(loaded_model),
+        loaded_model.class_names,
+        loaded_model.temperature,
+        batch_size=batch_size,
+    )
+    train, train_labels, bad_train = _features(predictor, train_samples, "training", progress)
+    val, _, bad_val = _features(predictor, val_samples, "validation", progress)
+    detector = fit_from_features(train, train_labels, val, percentile)
+    unreadable = [{"file": str(p), "error": e} for p, e in bad_train + bad_val]
+    info = {**detector.info, "weights_sha256": loaded_model.meta.get("weights_sha256"), "unreadable": unreadable}
+    return OODDetector(detector.means, detector.precision, detector.threshold, info)
+
+
+def _features(
+    predictor: Predictor, samples: Sequence[Sample], what: str, progress: bool
+) -> tuple[np.ndarray, list[str], list[tuple[Path, str]]]:
+    """Features of the readable samples in chunks (bounded memory), their labels, and the unreadable ones."""
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    bad: list[tuple[Path, str]] = []
+    step = predictor.batch_size
+    bar = tqdm(total=len(samples), desc=f"features ({what})", unit="scan", disable=not progress)
+    for start in range(0, len(samples), step):
+        scans = []
+        for s in samples[start : start + step]:
+            try:
+                scans.append(read_scan(s.path))
+                labels.append(s.label)
+            except ScanReadError as exc:
+                bad.append((s.path, exc.reason))
+        if scans:
+            rows.append(predictor.features(scans))
+        bar.update(min(step, len(samples) - start))
+    bar.close()
+    if not rows:
+        raise ValueError(f"no readable {what} scans to fit the out-of-distribution detector on")
+    return np.concatenate(rows), labels, bad
+
+
+def fit_ood_on_dataset(
+    loaded_model: LoadedModel,
+    data: str | Path,
+    percentile: float = 99.0,
+    *,
+    val_fraction: float = 0.15,
+    max_per_class: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> OODDetector:
+    """Fit the detector on a dataset folder: its "train" split (or all of it) and its "val" split.
+
+    Without a "val" split, `val_fraction` of the training scans (stratified, seeded) are held out for the
+    threshold. `max_per_class` caps the scans used per class (seeded choice), to fit quickly on big sets.
+    The test split is never used: it stays for measuring the refusal rate honestly.
+    """
+    from braintumor.data import discover, train_val_split
+
+    index = discover(data)
+    train = index.splits.get("train") or index.splits.get("all")
+    if not train:
+        raise ValueError(f"{data}: no 'train' split (or plain class folders) to fit the out-of-distribution check on")
+    train = _cap(train, max_per_class, seed)
+    val = index.splits.get("val")
+    if val:
+        val = _cap(val, max_per_class, seed)
+    else:
+        train, val = train_val_split(train, val_fraction=val_fraction, seed=seed)
+    return fit_ood(loaded_model, train, val, percentile, batch_size=batch_size, progress=progress)
+
+
+def _cap(samples: Sequence[Sample], per_class: int | None, seed: int) -> list[Sample]:
+    if not per_class:
+        return list(samples)
+    rng = np.random.default_rng(seed)
+    kept: list[Sample] = []
+    for label in sorted({s.label for s in samples}):
+        of_class = [s for s in samples if s.label == label]
+        idx = sorted(rng.choice(len(of_class), size=min(per_class, len(of_class)), replace=False))
+        kept += [of_class[i] for i in idx]
+    return kept

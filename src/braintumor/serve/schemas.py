@@ -1,0 +1,75 @@
+"""Pydantic schemas of the API's responses (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from braintumor import DISCLAIMER
+
+
+class PredictionOut(BaseModel):
+    """The result for one uploaded file."""
+
+    file: str = Field(description="the uploaded file's name")
+    label: str | None = Field(description="predicted class; null when refused or unreadable (no tumour claim)")
+    probabilities: dict[str, float] = Field(description="class -> calibrated probability; empty when refused")
+    confidence: float | None = Field(description="probability of the predicted class")
+    in_distribution: bool = Field(description="false when the input was refused or could not be read")
+    error: str | None = Field(description="why the file could not be read")
+    ood_score: float | None = Field(description="distance to the training data; null when the check is unavailable")
+    note: str | None = Field(description="why the input was refused (not a brain MRI scan)")
+    disclaimer: str = DISCLAIMER
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictionOut]
+    model_id: str | None = Field(description="first 12 hex digits of the model weights' SHA-256")
+    ood_check: Literal["available", "unavailable"] = Field(
+        description="whether an out-of-distribution detector is stored with the model; when unavailable, "
+        "in_distribution only reflects the colour/blank input gate"
+    )
+    disclaimer: str = DISCLAIMER
+
+
+class FileProblem(BaseModel):
+    file: str
+    error: str | None = None
+    note: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a message saying what to change, and per-file reasons where there are files."""
+
+    detail: str
+    files: list[FileProblem] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    model_loaded: bool
+    version: str
+
+
+class LimitsOut(BaseModel):
+    max_file_bytes: int
+    max_request_bytes: int
+    max_files: int
+
+
+class ModelOut(BaseModel):
+    arch: str | None
+    class_names: list[str]
+    image_size: int | None
+    in_chans: int | None
+    temperature: float | None
+    model_id: str | None
+    created_utc: str | None
+    metrics: dict[str, Any] | None = Field(description="the figures stored in the checkpoint, if any")
+    backend: str
+    ood: dict[str, Any] = Field(description="out-of-distribution check: available, threshold, percentile...")
+    version: str = Field(description="braintumor version")
+    accepted_formats: list[str]
+    limits: LimitsOut
+    disclaimer: str = DISCLAIMER

@@ -1,0 +1,72 @@
+"""The service's shared state (model, limits, worker slots) and its typed FastAPI dependency.
+
+CPU work (decoding, preprocessing, the forward pass, Grad-CAM) runs in worker threads, at most
+`settings.concurrency` at once (an anyio CapacityLimiter), so the event loop keeps answering /health and
+new connections while scans are processed. Requests beyond `max_queue` waiting ones get 503 at once
+instead of piling up memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from fastapi import Depends, Request
+
+from braintumor.inference import Prediction, Predictor, read_input
+from braintumor.serve.settings import ServeSettings
+from braintumor.serve.uploads import ApiError, Upload, UploadLimits
+
+T = TypeVar("T")
+
+
+@dataclass
+class Service:
+    """What every request handler needs: the Predictor (loaded once), the settings and the worker slots."""
+
+    predictor: Predictor
+    settings: ServeSettings
+    limiter: anyio.CapacityLimiter = field(init=False)
+    waiting: int = 0
+
+    def __post_init__(self) -> None:
+        self.limiter = anyio.CapacityLimiter(self.settings.concurrency)
+
+    @property
+    def limits(self) -> UploadLimits:
+        s = self.settings
+        return UploadLimits(s.max_file_bytes, s.max_request_bytes, s.max_files)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU-bound `fn` in a worker thread when a slot is free; 503 when too many requests wait."""
+        if self.waiting >= self.settings.max_queue:
+            raise ApiError(503, "the server is busy; retry in a few seconds")
+        self.waiting += 1
+        try:
+            return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
+        finally:
+            self.waiting -= 1
+
+    def predict(self, uploads: list[Upload]) -> list[Prediction]:
+        """Decode and predict uploaded files (runs in a worker thread)."""
+        return self.predictor.predict_inputs([read_input(u.data, name=u.name) for u in uploads])
+
+    def explain(self, upload: Upload, target: str | None, method: str, colorbar: bool) -> tuple[Prediction, bytes]:
+        """Predict one upload and, when it is an accepted scan, its Grad-CAM overlay PNG (worker thread)."""
+        item = read_input(upload.data, name=upload.name)
+        prediction = self.predictor.predict_inputs([item])[0]
+        if prediction.label is None or item.scan is None:
+            return prediction, b""
+        png, _ = self.predictor.explain_png(item.scan, target=target, method=method, colorbar=colorbar)
+        return prediction, png
+
+
+def get_service(request: Request) -> Service:
+    """The Service created in the app's lifespan."""
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]

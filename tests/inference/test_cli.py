@@ -1,0 +1,122 @@
+"""`braintumor predict` and `braintumor export` through `braintumor.cli.main`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from braintumor.cli import main
+
+KEYS = {"file", "label", "probabilities", "confidence", "in_distribution", "error"}
+
+
+def test_predict_json_one_object_per_input_and_error_lines(
+    tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    rc = main(["predict", str(samples_dir), str(bad), "--model", str(tiny_checkpoint), "--format", "json", "--quiet"])
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rc == 1  # some input failed
+    assert len(rows) == 9 and all(set(r) >= KEYS for r in rows)
+    assert sum(r["error"] is not None for r in rows) == 1 and rows[-1]["file"] == str(bad)
+    assert all(r["label"] in r["probabilities"] for r in rows[:8])
+    assert f"braintumor: error: {bad}:" in err
+    assert "8 predicted, 0 refused, 1 unreadable of 9 file(s)" in err
+    assert "README.md" not in out  # the samples folder's README is left out, and said so:
+    assert "left out 1 file(s) that are not scans" in err
+
+
+def test_predict_csv_and_table(tiny_checkpoint: Path, samples_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    pattern = str(samples_dir / "*" / "Te-gl_*.jpg")
+    assert main(["predict", pattern, "--model", str(tiny_checkpoint), "--format", "csv", "--quiet"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2 and rows[0]["p_glioma"] and rows[0]["in_distribution"] == "True"
+    assert main(["predict", pattern, "--model", str(tiny_checkpoint), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["label", "conf", "probabilities"] and len(lines) == 3
+
+
+def test_predict_batches_with_progress_on_stderr(
+    tiny_checkpoint: Path, samples_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rc = main(["predict", str(samples_dir), "--model", str(tiny_checkpoint), "--format", "json", "--batch-size", "3"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and len(out.splitlines()) == 8
+    assert "predict" in err and "8/8" in err  # tqdm's bar, on stderr only
+
+
+def test_predict_explain_writes_overlays_at_scan_size(
+    tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(samples_dir / "glioma", folder / "a")
+    shutil.copytree(samples_dir / "glioma", folder / "b")  # same stems twice: names must not collide
+    out = tmp_path / "overlays"
+    assert main(["predict", str(folder), "--model", str(tiny_checkpoint), "--explain", str(out), "--quiet"]) == 0
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 4
+    assert Image.open(pngs[0]).size == Image.open(next((folder / "a").iterdir())).size
+
+
+def test_predict_without_inputs_is_an_error(
+    tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rc = main(["predict", str(tmp_path / "*.jpg"), "--model", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no file matches this pattern" in err and "no input files" in err
+
+
+def test_default_model_missing_is_a_clear_error(samples_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    from braintumor.models.default import DEFAULT_MODEL_DIR
+
+    if (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        pytest.skip("this install ships a default model")
+    assert main(["predict", str(samples_dir), "--quiet"]) == 2
+    assert "no default model" in capsys.readouterr().err
+
+
+def test_export_onnx_then_predict_with_onnx(
+    model_copy: Path, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["export", "--model", str(model_copy)]) == 0
+    out = capsys.readouterr().out
+    assert (model_copy / "model.onnx").is_file() and "max |p_onnx - p_torch| on 8 sample scans" in out
+    assert float(out.rsplit(": ", 1)[1].rstrip(")\n")) < 1e-4
+    rc = main(
+        ["predict", str(samples_dir), "--model", str(model_copy), "--backend", "onnx", "--format", "json", "--quiet"]
+    )
+    assert rc == 0 and len(capsys.readouterr().out.splitlines()) == 8
+
+
+def test_export_fits_the_ood_check_from_a_dataset(
+    model_copy: Path, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(samples_dir, data / "train", ignore=shutil.ignore_patterns("*.md"))
+    for scan in sorted(samples_dir.glob("*/*.jpg")):  # validation: the samples mirrored, a little further away
+        (data / "val" / scan.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.open(scan).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(data / "val" / scan.parent.name / scan.name)
+    elsewhere = tmp_path / "deploy" / "m.onnx"
+    args = ["export", "--model", str(model_copy), "--out", str(elsewhere), "--ood-from", str(data), "--quiet"]
+    assert main([*args, "--ood-percentile", "100"]) == 0
+    assert "OOD check: threshold" in capsys.readouterr().out
+    assert (model_copy / "model.ood.json").is_file()
+    assert (elsewhere.parent / "m.ood.json").is_file()  # copied beside the ONNX file, which looks for it there
+    rc = main(["predict", str(samples_dir), "--model", str(elsewhere), "--format", "json", "--quiet"])
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0, err
+    assert all(r["ood_score"] is not None and r["in_distribution"] for r in rows)
+
+
+def test_export_format_none_needs_data(model_copy: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["export", "--model", str(model_copy), "--format", "none"]) == 2
+    assert "needs --ood-from" in capsys.readouterr().err

@@ -1,0 +1,179 @@
+"""Hostile and broken requests: each gets a 4xx with a clear JSON message, and the server keeps answering."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _bomb_png() -> bytes:
+    """A valid-looking PNG whose header claims 100,000 x 100,000 px (10 gigapixels) with almost no data."""
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def _tiny_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (1, 1), 128).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buf, format="GIF")
+    return buf.getvalue()
+
+
+def _broken_files(samples_dir: Path) -> dict[str, tuple[bytes, str]]:
+    """name -> (content, a phrase the error must contain)."""
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    return {
+        "empty.jpg": (b"", "empty"),
+        "truncated.jpg": (jpeg[: len(jpeg) // 3], "truncated"),
+        "notes.jpg": (b"patient notes, not an image\n" * 20, "plain text"),
+        "random.dcm": (np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "DICOM"),
+        "one_pixel.png": (_tiny_png(), "1x1 px"),
+        "bomb.png": (_bomb_png(), "megapixel"),
+        "animation.gif": (_gif(), "GIF"),
+    }
+
+
+def _assert_healthy(client: httpx.Client) -> None:
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "name", ["empty.jpg", "truncated.jpg", "notes.jpg", "random.dcm", "one_pixel.png", "bomb.png", "animation.gif"]
+)
+def test_broken_file_gives_422_naming_the_problem(client: httpx.Client, samples_dir: Path, name: str) -> None:
+    content, phrase = _broken_files(samples_dir)[name]
+    r = client.post("/api/v1/predict", files=[("files", (name, content, "image/jpeg"))])
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["detail"] == "no uploaded file could be read as a scan"
+    (problem,) = body["files"]
+    assert problem["file"] == name and phrase.lower() in problem["error"].lower()
+    _assert_healthy(client)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/json", b'{"files": "scan.jpg"}'), ("text/plain", b"hello"), ("image/jpeg", b"\xff\xd8\xff")],
+)
+def test_wrong_content_type_is_415(client: httpx.Client, content_type: str, body: bytes) -> None:
+    r = client.post("/api/v1/predict", content=body, headers={"content-type": content_type})
+    assert r.status_code == 415
+    assert "multipart/form-data" in r.json()["detail"]
+    _assert_healthy(client)
+
+
+def test_50_mb_upload_is_413(client: httpx.Client) -> None:
+    big = b"\xff\xd8\xff" + bytes(50 * 2**20)
+    r = client.post("/api/v1/predict", files=[("files", ("huge.jpg", big, "image/jpeg"))])
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"]
+    _assert_healthy(client)
+
+
+def test_file_over_per_file_limit_within_request_limit_is_413(client: httpx.Client) -> None:
+    r = client.post("/api/v1/predict", files=[("files", ("big.jpg", bytes(3 * 2**20), "image/jpeg"))])
+    assert r.status_code == 413 and "per-file" in r.json()["detail"]
+    _assert_healthy(client)
+
+
+def test_1000_files_in_one_request_is_413(client: httpx.Client) -> None:
+    files = [("files", (f"scan{i}.jpg", b"\xff\xd8\xff\xe0", "image/jpeg")) for i in range(1000)]
+    r = client.post("/api/v1/predict", files=files)
+    assert r.status_code == 413 and "at most 8 files" in r.json()["detail"]
+    _assert_healthy(client)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "phrase"),
+    [
+        ("multipart/form-data", b"--x\r\n\r\n", "boundary"),
+        (
+            "multipart/form-data; boundary=abc",
+            b'--abc\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\n\xff\xd8\xff',
+            "ends before",
+        ),
+        ("multipart/form-data; boundary=abc", b"this is not multipart at all", "malformed"),
+        (
+            "multipart/form-data; boundary=abc",
+            b'--abc\r\nContent-Disposition: form-data; name="comment"\r\n\r\nhi\r\n--abc--\r\n',
+            "no file",
+        ),
+    ],
+)
+def test_malformed_multipart_is_400(client: httpx.Client, content_type: str, body: bytes, phrase: str) -> None:
+    r = client.post("/api/v1/predict", content=body, headers={"content-type": content_type})
+    assert r.status_code == 400, r.text
+    assert phrase in r.json()["detail"]
+    _assert_healthy(client)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..\\..\\boot.ini", "scans/../a.jpg", ".."])
+def test_path_like_file_names_are_400(client: httpx.Client, samples_dir: Path, name: str) -> None:
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    r = client.post("/api/v1/predict", files=[("files", (name, jpeg, "image/jpeg"))])
+    assert r.status_code == 400
+    assert "path" in r.json()["detail"]
+    _assert_healthy(client)
+
+
+def test_old_browser_windows_path_is_reduced_to_the_file_name(client: httpx.Client, samples_dir: Path) -> None:
+    # Old Internet Explorer sent the whole client path; python-multipart keeps only its last part.
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    r = client.post("/api/v1/predict", files=[("files", ("C:\\scans\\a.jpg", jpeg, "image/jpeg"))])
+    assert r.status_code == 200 and r.json()["predictions"][0]["file"] == "a.jpg"
+
+
+def test_security_headers_and_closed_cors(client: httpx.Client) -> None:
+    for path in ("/", "/api/v1/health", "/static/app.js"):
+        h = client.get(path, headers={"origin": "https://evil.example"}).headers
+        csp = h["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "http" not in csp  # no external source anywhere
+        assert h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "no-referrer"
+        assert "access-control-allow-origin" not in h
+    preflight = client.options(
+        "/api/v1/predict", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    assert client.get("/api/v1/model").headers["cache-control"] == "no-store"
+
+
+def test_cors_allows_only_configured_origins(serve_factory, tiny_checkpoint: Path) -> None:
+    from braintumor.serve import ServeSettings
+
+    server = serve_factory(ServeSettings(model=str(tiny_checkpoint), cors_origins=("https://lab.example",)))
+    with httpx.Client(base_url=server.url) as c:
+        ok = c.get("/api/v1/health", headers={"origin": "https://lab.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://lab.example"
+        other = c.get("/api/v1/health", headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_concurrent_requests_all_succeed(server, samples_dir: Path) -> None:
+    jpeg = sorted(samples_dir.glob("meningioma/*.jpg"))[0].read_bytes()
+
+    def one(i: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            return c.post("/api/v1/predict", files=[("files", (f"s{i}.jpg", jpeg, "image/jpeg"))]).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(one, range(16)))
+    assert codes == [200] * 16

@@ -1,0 +1,118 @@
+"""The web page in real headless Chromium: upload a scan, see label, bars and overlay; upload a photo, see refusal.
+
+Screenshots are kept under the test's tmp folder, and copied to /work/notes/page_*.png when that folder
+exists (the development workspace), so people can look at the page.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+NOTES = Path("/work/notes")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + "/")
+        yield page, errors
+        browser.close()
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"page_{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if NOTES.is_dir():
+        shutil.copyfile(path, NOTES / path.name)
+    return path
+
+
+def test_scan_gets_label_bars_and_overlay(browser_page, samples_dir: Path, tmp_path: Path) -> None:
+    page, errors = browser_page
+    assert page.locator("#disclaimer").is_visible()
+    assert "Research use only" in page.locator("#disclaimer").inner_text()
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('simple_cnn')")
+    scan = sorted(samples_dir.glob("pituitary/*.jpg"))[0]
+    page.set_input_files("#file-input", str(scan))
+    card = page.locator(".card.accepted").first
+    card.wait_for(timeout=30_000)
+    verdict = card.locator(".verdict").inner_text()
+    assert any(c in verdict for c in ("glioma", "meningioma", "notumor", "pituitary")) and "confidence" in verdict
+    assert card.locator(".bar-row").count() == 4
+    _shot(page, tmp_path, "predict")
+
+    card.locator(".overlay-toggle").check()
+    page.wait_for_function(
+        "() => { const img = document.querySelector('.card.accepted .scan');"
+        " return img.dataset.overlay && img.src === img.dataset.overlay && img.complete && img.naturalWidth > 0; }",
+        timeout=30_000,
+    )
+    size = page.evaluate(
+        "() => { const i = document.querySelector('.card.accepted .scan'); return [i.naturalWidth, i.naturalHeight]; }"
+    )
+    assert size == [512, 512]  # the overlay comes back at the scan's own size
+    _shot(page, tmp_path, "overlay")
+    assert page.locator("#disclaimer").is_visible()
+    assert errors == []  # no script errors, no CSP violations
+
+
+def test_photo_is_refused_with_a_clear_message(browser_page, photo_jpeg: bytes, tmp_path: Path) -> None:
+    page, errors = browser_page
+    photo = tmp_path / "holiday_cat.jpg"
+    photo.write_bytes(photo_jpeg)
+    page.set_input_files("#file-input", str(photo))
+    refused = page.locator(".card.refused", has_text="holiday_cat.jpg")
+    refused.wait_for(timeout=30_000)
+    message = refused.locator(".refusal").inner_text()
+    assert "Refused" in message and "not a brain MRI scan" in message
+    assert refused.locator(".bar-row").count() == 0 and refused.locator(".toggle").is_hidden()
+    _shot(page, tmp_path, "refused")
+    assert page.locator("#disclaimer").is_visible()
+    assert errors == []
+
+
+def test_grayscale_photo_is_refused_by_the_ood_check(browser_page, photo_jpeg: bytes, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    page, _ = browser_page
+    gray = tmp_path / "gray_cat.png"
+    Image.open(io.BytesIO(photo_jpeg)).convert("L").save(gray)
+    page.set_input_files("#file-input", str(gray))
+    refused = page.locator(".card.refused", has_text="gray_cat.png")
+    refused.wait_for(timeout=30_000)
+    assert "out-of-distribution" in refused.locator(".refusal").inner_text()
+
+
+def test_unreadable_file_says_why(browser_page, tmp_path: Path) -> None:
+    page, _ = browser_page
+    bad = tmp_path / "report.jpg"
+    bad.write_text("not an image")
+    page.set_input_files("#file-input", str(bad))
+    refused = page.locator(".card.refused", has_text="report.jpg")
+    refused.wait_for(timeout=30_000)
+    assert "Cannot read this file" in refused.locator(".refusal").inner_text()
+    assert refused.locator(".no-preview").is_visible()
