@@ -71,10 +71,24 @@ class OODDetector:
     def save(self, stem_source: str | Path) -> tuple[Path, Path]:
         """Write the two files beside a checkpoint (or ONNX file); returns their paths."""
         tensors_path, json_path = ood_paths(stem_source)
-        safetensors.numpy.save_file({"means": self.means, "precision": self.precision}, str(tensors_path))
+        # The precision matrix is symmetric: its upper triangle in float32 is a quarter of the float64
+        # matrix (3.3 MB instead of 13 MB for 1280 features), which keeps the shipped model under 20 MB.
+        triu = self.precision[np.triu_indices(self.precision.shape[0])].astype(np.float32)
+        tensors = {"means": self.means.astype(np.float32), "precision_triu": triu}
+        safetensors.numpy.save_file(tensors, str(tensors_path))
         meta = {"format": FORMAT, "threshold": self.threshold, **self.info}
         json_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return tensors_path, json_path
+
+
+def _unpack_triu(triu: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle (row-major, diagonal included) is `triu`."""
+    n = int((np.sqrt(8 * triu.size + 1) - 1) / 2)
+    if n * (n + 1) // 2 != triu.size:
+        raise ValueError(f"{triu.size} values are not the upper triangle of a square matrix")
+    out = np.zeros((n, n), dtype=np.float64)
+    out[np.triu_indices(n)] = triu
+    return out + np.triu(out, 1).T
 
 
 def load_ood(stem_source: str | Path, weights_sha256: str | None = None) -> OODDetector | None:
@@ -89,7 +103,8 @@ def load_ood(stem_source: str | Path, weights_sha256: str | None = None) -> OODD
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
         tensors = safetensors.numpy.load_file(str(tensors_path))
-        means, precision, threshold = tensors["means"], tensors["precision"], float(meta["threshold"])
+        means, threshold = tensors["means"].astype(np.float64), float(meta["threshold"])
+        precision = tensors["precision"] if "precision" in tensors else _unpack_triu(tensors["precision_triu"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{json_path}: unreadable out-of-distribution detector ({exc}); refit it") from None
     if meta.get("format") != FORMAT or precision.shape != (means.shape[1], means.shape[1]):
