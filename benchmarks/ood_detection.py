@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def refused(predictions) -> tuple[int, Counter]:
         if p.error:
             reasons["unreadable"] += 1
         elif not p.in_distribution:
-            reasons[(p.note or "refused").split(":")[0][:60]] += 1
+            reasons[re.split(r" \(|[:;,]", p.note or "refused")[0]] += 1
     return sum(reasons.values()), reasons
 
 
@@ -182,7 +183,7 @@ def main() -> None:
     print(f"non-MRI images: {n} of {len(images)} refused = detection rate {n / len(images):.2%}")
     print(f"  reasons: {dict(why)}")
     kinds = Counter(
-        name.rstrip("0123456789.png").split("_crop")[0]
+        re.sub(r"(_crop)?\d*\.png$", "", name)
         for name, q in zip(images, preds, strict=True)
         if not q.error and q.in_distribution
     )
