@@ -65,3 +65,24 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         temperature=1.0,
     )
     return out.parent
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium as root in a sandbox with no internet: no sandbox, no GPU, no background traffic.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+@pytest.fixture(scope="session")
+def chromium_launch() -> dict:
+    """Keyword arguments for Playwright's `chromium.launch` on Debian's chromium; skips when absent."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium); .ci/run installs it")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    return {"executable_path": str(CHROMIUM), "args": list(CHROMIUM_ARGS), "headless": True}

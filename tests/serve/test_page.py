@@ -1,37 +1,21 @@
 """The web page in real headless Chromium: upload a scan, see label, bars and overlay; upload a photo, see refusal.
 
-Screenshots are kept under the test's tmp folder, and copied to /work/notes/page_*.png when that folder
-exists (the development workspace), so people can look at the page.
+Screenshots are kept under the test's tmp folder (pytest keeps the last three runs) for people to look at.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-NOTES = Path("/work/notes")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)"
-)
-
 
 @pytest.fixture(scope="module")
-def browser_page(server):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+def browser_page(server, chromium_launch: dict):
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        browser = pw.chromium.launch(**chromium_launch)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         errors: list[str] = []
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -44,8 +28,6 @@ def browser_page(server):
 def _shot(page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"page_{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if NOTES.is_dir():
-        shutil.copyfile(path, NOTES / path.name)
     return path
 
 
