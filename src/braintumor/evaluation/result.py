@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from braintumor.evaluation.bootstrap import BootstrapSettings, bootstrap_ci
+from braintumor.evaluation.calibration import softmax
 from braintumor.evaluation.metrics import full_metrics
 
 # The figures shown side by side (whole test set vs leak-free subset), in the order people read them:
@@ -25,12 +25,6 @@ HEADLINE = {
     "brier": "Brier score",
     "nll": "NLL",
 }
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Probabilities softmax(logits / temperature), float64."""
-    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    return torch.softmax(z / float(temperature), dim=1).numpy()
 
 
 def score(

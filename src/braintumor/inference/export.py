@@ -140,8 +140,8 @@ def parity(loaded: LoadedModel, onnx_path: str | Path, scans: list) -> float:
     import numpy as np
 
     from braintumor.data.pipeline import ScanPipeline
+    from braintumor.evaluation.calibration import softmax
     from braintumor.inference.backends import OnnxBackend, TorchBackend
-    from braintumor.inference.predictor import softmax
 
     pipeline = ScanPipeline.for_model(loaded)
     batch = np.stack([pipeline(s).numpy() for s in scans])

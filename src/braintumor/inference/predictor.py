@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.data.pipeline import ScanPipeline
+from braintumor.evaluation.calibration import softmax
 from braintumor.inference.backends import Backend, OnnxBackend, TorchBackend
 from braintumor.inference.gate import blank_refusal
 from braintumor.inference.inputs import ScanInput
@@ -61,14 +62,6 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise softmax of logits / temperature, in float64 (stable: the row maximum is subtracted)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class Predictor:

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature
+from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
 from braintumor.models.checkpoint import save_checkpoint
 from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
 from braintumor.training.config import TrainConfig
@@ -95,8 +95,7 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
     module.to("cpu")
     logits, labels = _val_logits(module, dm)
     temperature = fit_temperature(logits, labels)
-    probs_raw = torch.softmax(torch.as_tensor(logits), 1).numpy()
-    probs_cal = torch.softmax(torch.as_tensor(logits) / temperature, 1).numpy()
+    probs_raw, probs_cal = softmax(logits), softmax(logits, temperature)
     from braintumor.evaluation.metrics import summary_metrics
 
     metrics = summary_metrics(labels, probs_cal, module.class_names)
