@@ -68,9 +68,15 @@ def _best_state(callbacks: dict) -> dict:
     return next(v for k, v in callbacks.items() if k.startswith("ModelCheckpoint") and MONITOR in k)
 
 
+def _default_sigint() -> None:
+    # A test run started in the background (nohup, `cmd &`, some CI runners) inherits SIGINT as
+    # ignored, and Python then installs no KeyboardInterrupt handler: restore it for the child.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_cli(args: list[str], **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "braintumor.cli", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-m", "braintumor.cli", *args], env=env, preexec_fn=_default_sigint, **kw)
 
 
 def _wait_for_epoch(last: Path, proc: subprocess.Popen, epoch: int, timeout: float = 600) -> None:
