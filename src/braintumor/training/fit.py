@@ -7,7 +7,6 @@ Lightning callbacks, not branches in a loop.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +22,6 @@ from braintumor.training.config import TrainConfig
 from braintumor.training.datamodule import PreparedData, ScanDataModule, inverse_frequency, normalization
 from braintumor.training.module import ClassifierModule
 
-log = logging.getLogger(__name__)
 MONITOR = "val/macro_f1"
 
 
@@ -142,9 +140,6 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
         finished = torch.load(last, map_location="cpu", weights_only=False)["epoch"]  # our own Lightning checkpoint
         print(f"resuming at epoch {finished + 1} from {last}", flush=True)
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if cfg.resume else None)
-    if trainer.interrupted:
-        log.warning("training interrupted; continue with --resume")
-        return out
     if trainer.global_rank == 0:
         dm.setup("validate")
         _export(cfg, out, module, dm, trainer.checkpoint_callback.best_model_path)
