@@ -46,6 +46,16 @@ def _cmd_data_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_combine(args: argparse.Namespace) -> int:
+    from braintumor.data import parse_merge_map
+    from braintumor.data.combine import combine_datasets
+
+    merge = parse_merge_map(args.merge) if args.merge else None
+    result = combine_datasets(args.sources, args.out, merge=merge, copy=args.copy)
+    print(result.summary())
+    return 0
+
+
 def _cmd_data_show_augment(args: argparse.Namespace) -> int:
     from braintumor.data.transforms import AugmentConfig, save_augment_grid
 
@@ -427,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    data = sub.add_parser("data", help="inspect datasets: info, check, audit for leaks, show augmentations")
+    data = sub.add_parser("data", help="inspect datasets: info, check, audit for leaks, combine, show augmentations")
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     dsub.required = True
 
@@ -456,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=12, help="example pairs per kind drawn in examples_*.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_data_audit)
+
+    p = dsub.add_parser(
+        "combine", help="link several datasets into one folder (OUT/Split/class/source/...), to audit and train on"
+    )
+    p.add_argument("sources", type=Path, nargs="+", help="dataset roots; one without split folders counts as training")
+    p.add_argument("--out", type=Path, required=True, help="new folder to create (must not exist or be empty)")
+    p.add_argument("--merge", help="class-merge map applied to every source, e.g. 'tumor=glioma,meningioma'")
+    p.add_argument("--copy", action="store_true", help="copy files instead of linking them")
+    p.set_defaults(func=_cmd_data_combine)
 
     p = dsub.add_parser("show-augment", help="draw a grid of augmented samples of one scan")
     p.add_argument("image", type=Path, help="one scan (image, DICOM or NIfTI)")
