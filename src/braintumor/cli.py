@@ -113,6 +113,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from braintumor.training.calibrate import calibrate
+
+    modes = ("none", "hflip") if args.tta == "auto" else (args.tta,)
+    result = calibrate(
+        args.model,
+        modes=modes,
+        data=args.data,
+        write=not args.dry_run,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    print(result.summary())
+    if not args.dry_run:
+        print(
+            "next: refit the out-of-distribution check if the test-time augmentation changed "
+            f"(braintumor export --model {args.model} --ood-from DATA), then re-export ONNX"
+        )
+    return 0
+
+
+def _add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="refit the temperature on the run's validation split, choosing test-time augmentation there",
+        description="Rebuilds the validation split the model was trained with (same data, exclusions, duplicate "
+        "groups and seed, from its sidecar), scores each test-time augmentation on it, keeps the best macro-F1 "
+        "(a tie keeps the cheaper), fits the temperature on that mode's logits and updates the sidecar. Only "
+        "validation data is read.",
+    )
+    p.add_argument("--model", required=True, help="a run folder or checkpoint trained by `braintumor train`")
+    p.add_argument("--tta", choices=("auto", "none", "hflip"), default="auto", help="auto: choose on validation")
+    p.add_argument("--data", help="the training dataset root, when it moved since training")
+    p.add_argument("--dry-run", action="store_true", help="print the figures, change nothing")
+    p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_calibrate)
+
+
 def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
@@ -486,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_show_augment)
 
     _add_train_parser(sub)
+    _add_calibrate_parser(sub)
     _add_explain_parser(sub)
     _add_evaluation_parsers(sub)
     _add_inference_parsers(sub)

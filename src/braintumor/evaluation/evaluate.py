@@ -26,6 +26,7 @@ from braintumor.data.pipeline import ScanPipeline
 from braintumor.evaluation.bootstrap import BootstrapSettings
 from braintumor.evaluation.examples import gradcam_overlays, worst_misclassified
 from braintumor.evaluation.result import EvaluationResult, Example, score
+from braintumor.inference.tta import inference_model
 from braintumor.models import LoadedModel, load_model
 from braintumor.models.default import resolve_model_path
 
@@ -80,7 +81,7 @@ def _decode_cache(cache_dir: Path | None, pipeline: ScanPipeline) -> Iterator[De
 def predict_logits(loaded: LoadedModel, dataset: ScanDataset, opts: EvaluateOptions) -> np.ndarray:
     """Raw logits (N, K) of every scan of `dataset`, in order, with a progress bar."""
     device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = loaded.model.to(device).eval()
+    model = inference_model(loaded).to(device).eval()
     loader = DataLoader(dataset, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers)
     out = []
     with tqdm(total=len(dataset), desc="predicting", unit="scan", disable=not opts.progress, file=sys.stderr) as bar:

@@ -9,6 +9,7 @@ two at once would only make both slower and double the memory; callers may still
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import threading
 from collections.abc import Iterator
@@ -48,6 +49,18 @@ def final_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     if not found:
         raise ValueError(f"{type(model).__name__} has no nn.Linear head; penultimate features are undefined")
     return found[-1]
+
+
+def split_at_head(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """(body, head): a copy of `model` whose final linear layer is an identity, and that layer.
+
+    `head(flatten(body(x)))` equals `model(x)`; `body` gives the penultimate features. `model` is untouched.
+    """
+    body = copy.deepcopy(model).eval()
+    name, head = final_linear(body)
+    parent, _, child = name.rpartition(".")
+    setattr(body.get_submodule(parent) if parent else body, child, nn.Identity())
+    return body, head
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ metadata states every setting another runtime needs to reproduce it: `metadata_p
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 from pathlib import Path
@@ -20,7 +19,8 @@ import torch
 from torch import nn
 
 from braintumor import DISCLAIMER, __version__
-from braintumor.inference.backends import final_linear
+from braintumor.inference.backends import split_at_head
+from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.models import LoadedModel
 
 FORMAT = "braintumor-onnx"
@@ -33,11 +33,7 @@ class LogitsAndFeatures(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        body = copy.deepcopy(model).eval()
-        name, head = final_linear(body)
-        parent, _, child = name.rpartition(".")
-        setattr(body.get_submodule(parent) if parent else body, child, nn.Identity())
-        self.body, self.head = body, head
+        self.body, self.head = split_at_head(model)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = torch.flatten(self.body(x), 1)
@@ -57,6 +53,7 @@ def contract_of(loaded: LoadedModel) -> dict[str, Any]:
         "preprocess": dict(loaded.preprocess),
         "normalization": dict(loaded.normalization),
         "temperature": loaded.temperature,
+        "tta": tta_mode(loaded.meta),  # already inside the graph: a runtime feeds one view per scan
         "probabilities": "softmax(logits / temperature)",
         "weights_sha256": loaded.meta.get("weights_sha256"),
         "metrics": loaded.meta.get("metrics"),
@@ -79,7 +76,7 @@ def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET) -> 
     import onnx
 
     out = Path(out)
-    wrapper = LogitsAndFeatures(loaded.model.cpu()).eval()
+    wrapper = LogitsAndFeatures(inference_model(loaded).cpu()).eval()
     example = torch.zeros(2, loaded.in_chans, loaded.image_size, loaded.image_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     # The exporter reports its progress on stdout/stderr; a CLI command should print only its own result.
@@ -145,7 +142,7 @@ def parity(loaded: LoadedModel, onnx_path: str | Path, scans: list) -> float:
 
     pipeline = ScanPipeline.for_model(loaded)
     batch = np.stack([pipeline(s).numpy() for s in scans])
-    torch_logits, _ = TorchBackend(loaded.model).run(batch)
+    torch_logits, _ = TorchBackend(inference_model(loaded)).run(batch)
     onnx_logits, _ = OnnxBackend(onnx_path).run(batch)
     t = loaded.temperature
     return float(np.abs(softmax(onnx_logits, t) - softmax(torch_logits, t)).max())

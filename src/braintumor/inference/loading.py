@@ -16,6 +16,7 @@ from braintumor.inference.backends import OnnxBackend, TorchBackend
 from braintumor.inference.export import read_contract
 from braintumor.inference.ood import OODDetector, load_ood
 from braintumor.inference.predictor import Predictor
+from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.models import checkpoint_paths, load_model, read_metadata
 from braintumor.models.default import resolve_model_path
 
@@ -49,10 +50,10 @@ def load_predictor(
     if backend == "onnx" or path.suffix == ".onnx":
         return _onnx_predictor(path, threads, batch_size)
     loaded = load_model(path)
-    ood = load_ood(path, loaded.meta.get("weights_sha256"))
+    ood = load_ood(path, loaded.meta.get("weights_sha256"), tta=tta_mode(loaded.meta, path))
     pipeline = ScanPipeline.for_model(loaded)
     return Predictor(
-        TorchBackend(loaded.model, threads=threads, channels_last=channels_last),
+        TorchBackend(inference_model(loaded), threads=threads, channels_last=channels_last),
         pipeline,
         loaded.class_names,
         loaded.temperature,
@@ -80,7 +81,7 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
         sha = read_metadata(checkpoint).get("weights_sha256")
         if sha and contract.get("weights_sha256") and sha != contract["weights_sha256"]:
             raise ValueError(f"{onnx_path}: exported from other weights than {checkpoint}; re-run `braintumor export`")
-    ood = load_ood(onnx_path, contract.get("weights_sha256"))
+    ood = load_ood(onnx_path, contract.get("weights_sha256"), tta=tta_mode(contract, onnx_path))
     pipeline = ScanPipeline.from_settings(contract["preprocess"], contract["normalization"], contract["in_chans"])
     return Predictor(
         OnnxBackend(onnx_path, threads=threads),
@@ -103,6 +104,7 @@ def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> d
         "image_size": meta.get("image_size"),
         "in_chans": meta.get("in_chans"),
         "temperature": meta.get("temperature"),
+        "tta": meta.get("tta") or "none",
         "model_id": sha[:12] or None,
         "created_utc": meta.get("created_utc"),
         "metrics": meta.get("metrics"),

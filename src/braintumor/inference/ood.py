@@ -93,11 +93,12 @@ def _unpack_triu(triu: np.ndarray) -> np.ndarray:
     return out + np.triu(out, 1).T
 
 
-def load_ood(stem_source: str | Path, weights_sha256: str | None = None) -> OODDetector | None:
+def load_ood(stem_source: str | Path, weights_sha256: str | None = None, tta: str = "none") -> OODDetector | None:
     """The detector stored beside a checkpoint, or None when there is none.
 
     Raises:
-        ValueError: the files are corrupt, or were fitted on other weights than `weights_sha256`.
+        ValueError: the files are corrupt, or were fitted on other weights than `weights_sha256`, or with
+            another test-time augmentation than `tta` (the model's).
     """
     tensors_path, json_path = ood_paths(stem_source)
     if not json_path.is_file() and not tensors_path.is_file():
@@ -115,6 +116,12 @@ def load_ood(stem_source: str | Path, weights_sha256: str | None = None) -> OODD
     if weights_sha256 and fitted_on and fitted_on != weights_sha256:
         raise ValueError(
             f"{json_path}: the out-of-distribution detector was fitted on other model weights; refit it with "
+            "`braintumor export --model M --ood-from DATA` or delete the two .ood files"
+        )
+    if (meta.get("tta") or "none") != tta:
+        raise ValueError(
+            f"{json_path}: the out-of-distribution detector was fitted with test-time augmentation "
+            f"'{meta.get('tta') or 'none'}' but the model now uses '{tta}'; refit it with "
             "`braintumor export --model M --ood-from DATA` or delete the two .ood files"
         )
     info = {k: v for k, v in meta.items() if k not in ("format", "threshold")}

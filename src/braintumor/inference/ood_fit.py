@@ -13,6 +13,7 @@ from braintumor.data.pipeline import ScanPipeline
 from braintumor.inference.backends import TorchBackend
 from braintumor.inference.ood import OODDetector, fit_from_features
 from braintumor.inference.predictor import Predictor
+from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import LoadedModel
 
@@ -45,7 +46,7 @@ def fit_ood(
         ValueError: too few readable scans, or a percentile outside [50, 100].
     """
     predictor = Predictor(
-        TorchBackend(loaded_model.model),
+        TorchBackend(inference_model(loaded_model)),
         ScanPipeline.for_model(loaded_model),
         loaded_model.class_names,
         loaded_model.temperature,
@@ -55,7 +56,12 @@ def fit_ood(
     val, _, bad_val = _features(predictor, val_samples, "validation", progress)
     detector = fit_from_features(train, train_labels, val, percentile)
     unreadable = [{"file": str(p), "error": e} for p, e in bad_train + bad_val]
-    info = {**detector.info, "weights_sha256": loaded_model.meta.get("weights_sha256"), "unreadable": unreadable}
+    info = {
+        **detector.info,
+        "weights_sha256": loaded_model.meta.get("weights_sha256"),
+        "tta": tta_mode(loaded_model.meta),  # features of averaged views differ from one view's
+        "unreadable": unreadable,
+    }
     return OODDetector(detector.means, detector.precision, detector.threshold, info)
 
 

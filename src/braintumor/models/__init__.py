@@ -12,6 +12,7 @@ from braintumor.models.checkpoint import (
     load_model,
     read_metadata,
     save_checkpoint,
+    update_metadata,
 )
 from braintumor.models.pretrained import PretrainedWeightsUnavailable
 from braintumor.models.registry import (
@@ -43,4 +44,5 @@ __all__ = [
     "read_metadata",
     "register_model",
     "save_checkpoint",
+    "update_metadata",
 ]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -39,7 +40,15 @@ from braintumor.models.sidecar import (
     to_json_value,
 )
 
-__all__ = ["CheckpointError", "LoadedModel", "checkpoint_paths", "load_model", "read_metadata", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "LoadedModel",
+    "checkpoint_paths",
+    "load_model",
+    "read_metadata",
+    "save_checkpoint",
+    "update_metadata",
+]
 
 
 @dataclass
@@ -133,6 +142,7 @@ def save_checkpoint(
     preprocess: dict,
     normalization: dict,
     temperature: float = 1.0,
+    tta: str = "none",
     config: dict | None = None,
     data_fingerprint: str | None = None,
     metrics: dict | None = None,
@@ -152,6 +162,7 @@ def save_checkpoint(
         preprocess: how scans are prepared before normalization (JSON-serialisable).
         normalization: ``{"mean": [...], "std": [...]}`` with `in_chans` values each, for pixels in [0, 1].
         temperature: calibration temperature (logits are divided by it).
+        tta: test-time augmentation the model is used with ("none" or "hflip"; see `braintumor.inference.tta`).
         config: the training configuration.
         data_fingerprint: identifies the training data (e.g. a hash of the file list).
         metrics: validation/test figures.
@@ -180,6 +191,7 @@ def save_checkpoint(
             "preprocess": preprocess,
             "normalization": normalization,
             "temperature": float(temperature),
+            "tta": tta,
             "config": config,
             "data_fingerprint": data_fingerprint,
             "metrics": metrics,
@@ -199,6 +211,27 @@ def save_checkpoint(
     text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False)
     _atomic_write(meta_path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
     return weights_path
+
+
+def update_metadata(path: str | Path, **changes: Any) -> dict:
+    """Change fields of a checkpoint's sidecar (e.g. a refitted temperature), weights untouched; atomic.
+
+    Returns the new sidecar. Raises CheckpointError as `read_metadata`, or ValueError for a field that
+    identifies the weights (they cannot change without the weights file).
+    """
+    fixed = {"format", "format_version", "arch", "model_options", "num_classes", "in_chans", "weights_file"}
+    fixed |= {"weights_sha256", "class_names"}
+    bad = sorted(set(changes) & fixed)
+    if bad:
+        raise ValueError(f"update_metadata: {bad} describe the weights and cannot change on their own")
+    _, meta_path = checkpoint_paths(path)
+    meta = read_metadata(path)
+    meta.update(to_json_value(changes))
+    if "temperature" in changes:
+        _check_normalization(meta["normalization"], meta["in_chans"], float(meta["temperature"]))
+    text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False)
+    _atomic_write(meta_path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+    return meta
 
 
 def _read_weights(weights_path: Path, meta: dict) -> dict[str, torch.Tensor]:

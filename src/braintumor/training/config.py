@@ -34,6 +34,7 @@ class TrainConfig:
     per_scan_norm: bool = False  # rescale each scan by its own 1st-99th intensity percentiles
     drop_rate: float = 0.2  # dropout before the classifier head, 0-0.5
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU (measured) and GPU
+    tta: str = "none"  # test-time augmentation saved with the model: none, or hflip (average with the mirror image)
     # optimisation
     epochs: int = 20  # maximum epochs; early stopping usually ends sooner
     batch_size: int = 32  # images per step per device, 8-256
@@ -84,6 +85,8 @@ class TrainConfig:
             raise ValueError("config: 'data' (dataset folder) is required")
         if self.in_chans not in (1, 3):
             raise ValueError(f"config: in_chans must be 1 or 3, not {self.in_chans}")
+        if self.tta not in ("none", "hflip"):
+            raise ValueError(f"config: tta must be 'none' or 'hflip', not {self.tta!r}")
         if not 0.0 < self.val_fraction < 0.9:
             raise ValueError(f"config: val_fraction must be in (0, 0.9), not {self.val_fraction}")
         if self.image_size < 32:

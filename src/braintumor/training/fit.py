@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
+from braintumor.inference.tta import with_tta
 from braintumor.models.checkpoint import save_checkpoint
 from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
 from braintumor.training.config import TrainConfig
@@ -77,11 +78,12 @@ def _write_data_report(out: Path, data: PreparedData) -> None:
 
 
 @torch.no_grad()
-def _val_logits(module: ClassifierModule, dm: ScanDataModule) -> tuple[np.ndarray, np.ndarray]:
+def _val_logits(module: ClassifierModule, dm: ScanDataModule, tta: str) -> tuple[np.ndarray, np.ndarray]:
     module.eval()
+    net = with_tta(module.model, tta).to(module.device).eval()
     logits, labels = [], []
     for x, y in dm.val_dataloader():
-        logits.append(module(x.to(module.device)).float().cpu())
+        logits.append(net(x.to(module.device)).float().cpu())
         labels.append(y)
     return torch.cat(logits).numpy(), torch.cat(labels).numpy()
 
@@ -91,14 +93,18 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]  # our own Lightning ckpt
     module.load_state_dict(state)
     module.to("cpu")
-    logits, labels = _val_logits(module, dm)
+    logits, labels = _val_logits(module, dm, cfg.tta)
     temperature = fit_temperature(logits, labels)
     probs_raw, probs_cal = softmax(logits), softmax(logits, temperature)
     from braintumor.evaluation.metrics import summary_metrics
 
     metrics = summary_metrics(labels, probs_cal, module.class_names)
     metrics.update(
-        {"ece_before_calibration": expected_calibration_error(probs_raw, labels), "temperature": temperature}
+        {
+            "ece_before_calibration": expected_calibration_error(probs_raw, labels),
+            "temperature": temperature,
+            "tta": cfg.tta,
+        }
     )
     mean, std = normalization(cfg)
     save_checkpoint(
@@ -112,6 +118,7 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
         preprocess=dm.cache.preprocess.to_dict(),
         normalization={"mean": list(mean), "std": list(std), "per_scan_norm": cfg.per_scan_norm},
         temperature=temperature,
+        tta=cfg.tta,
         config=cfg.to_dict(),
         metrics={"validation": metrics},
     )

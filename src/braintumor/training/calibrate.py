@@ -1,0 +1,125 @@
+"""Refit a trained model's calibration on its own validation split, choosing test-time augmentation there.
+
+`braintumor train` fits the temperature once, on single-view logits. This step rebuilds the run's
+validation split exactly (same data, exclusions, duplicate groups and seed, read from the sidecar's
+config), scores each candidate test-time augmentation on it, keeps the one with the best macro-F1
+(ties go to the cheaper one), fits the temperature on that mode's logits and rewrites the sidecar.
+Only validation data is read: test data never chooses anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.data import DecodeCache, check_readable
+from braintumor.data.dataset import ScanDataset
+from braintumor.data.pipeline import ScanPipeline
+from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
+from braintumor.evaluation.evaluate import EvaluateOptions, predict_logits
+from braintumor.evaluation.metrics import summary_metrics
+from braintumor.inference.tta import TTA_MODES
+from braintumor.models import load_model, update_metadata
+from braintumor.models.default import resolve_model_path
+from braintumor.training.config import TrainConfig
+from braintumor.training.datamodule import prepare_samples
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CalibrationResult:
+    """What `calibrate` measured per mode on validation, and what it wrote."""
+
+    path: Path
+    chosen: str
+    per_mode: dict[str, dict[str, Any]]
+    written: bool
+
+    def summary(self) -> str:
+        lines = [f"validation split of {self.path}: n = {next(iter(self.per_mode.values()))['n']}"]
+        lines.append(f"{'tta':<6} {'acc':>7} {'macro-F1':>9} {'T':>6} {'ECE raw':>8} {'ECE cal':>8}")
+        for mode, m in self.per_mode.items():
+            mark = "  <- chosen" if mode == self.chosen else ""
+            lines.append(
+                f"{mode:<6} {m['accuracy']:>7.4f} {m['macro_f1']:>9.4f} {m['temperature']:>6.3f} "
+                f"{m['ece_before_calibration']:>8.4f} {m['ece']:>8.4f}{mark}"
+            )
+        lines.append("sidecar updated" if self.written else "dry run: sidecar not changed")
+        return "\n".join(lines)
+
+
+def _config_of(meta: dict, data: str | None) -> TrainConfig:
+    config = dict(meta.get("config") or {})
+    if not config.get("data") and not data:
+        raise ValueError("calibrate: the checkpoint records no training data; pass --data")
+    if data:
+        config["data"] = str(data)
+    known = TrainConfig.field_names()
+    return TrainConfig(**{k: v for k, v in config.items() if k in known})
+
+
+def calibrate(
+    model: str | Path,
+    *,
+    modes: tuple[str, ...] = TTA_MODES,
+    data: str | None = None,
+    write: bool = True,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> CalibrationResult:
+    """Score `modes` on the model's validation split, fit the temperature for the best, update the sidecar.
+
+    Raises:
+        ValueError: an unknown mode, a checkpoint without its training config, or a validation split that
+            differs in size from the one recorded at training time (data moved or changed).
+    """
+    unknown = [m for m in modes if m not in TTA_MODES]
+    if unknown or not modes:
+        raise ValueError(f"calibrate: unknown test-time augmentation {unknown}; known: {', '.join(TTA_MODES)}")
+    path = resolve_model_path(model)
+    loaded = load_model(path)
+    cfg = _config_of(loaded.meta, data)
+    pipeline = ScanPipeline.for_model(loaded)
+    with tempfile.TemporaryDirectory(prefix="braintumor-calibrate-") as tmp:
+        cache = DecodeCache(cfg.cache_dir or tmp, pipeline.preprocess)
+        prepared = prepare_samples(cfg, cache, progress=progress)
+        recorded = ((loaded.meta.get("metrics") or {}).get("validation") or {}).get("n")
+        if recorded is not None and int(recorded) != len(prepared.val):
+            raise ValueError(
+                f"{path}: the validation split rebuilt from {cfg.data} has {len(prepared.val)} scans, "
+                f"training recorded {recorded}; the data or the lists it names changed"
+            )
+        good, bad = check_readable(prepared.val, cache=cache, progress=False)
+        if bad:
+            log.warning("%d validation scans unreadable now, left out (e.g. %s)", len(bad), bad[0][1])
+        dataset = ScanDataset(good, loaded.class_names, cache, pipeline.transform)
+        labels = np.asarray(dataset.targets, dtype=np.int64)
+        per_mode: dict[str, dict[str, Any]] = {}
+        opts = EvaluateOptions(batch_size=batch_size, progress=progress)
+        for mode in modes:
+            loaded.meta = {**loaded.meta, "tta": mode}
+            logits = predict_logits(loaded, dataset, opts)
+            temperature = fit_temperature(logits, labels)
+            metrics = summary_metrics(labels, softmax(logits, temperature), loaded.class_names)
+            metrics.update(
+                {
+                    "ece_before_calibration": expected_calibration_error(softmax(logits), labels),
+                    "temperature": temperature,
+                    "tta": mode,
+                }
+            )
+            per_mode[mode] = metrics
+    # Best validation macro-F1; modes are listed cheapest first, so a tie keeps the cheaper one.
+    chosen = max(modes, key=lambda m: (round(per_mode[m]["macro_f1"], 6), -modes.index(m)))
+    if write:
+        metrics_all = dict(loaded.meta.get("metrics") or {})
+        metrics_all["validation"] = per_mode[chosen]
+        metrics_all["calibration_candidates"] = per_mode
+        update_metadata(path, temperature=per_mode[chosen]["temperature"], tta=chosen, metrics=metrics_all)
+    return CalibrationResult(path, chosen, per_mode, write)

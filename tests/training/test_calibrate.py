@@ -1,0 +1,66 @@
+"""`braintumor calibrate`: rebuilds the run's validation split, chooses test-time augmentation there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from braintumor.cli import main
+from braintumor.models import load_model
+
+TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+
+
+@pytest.fixture()
+def run(square_data: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(square_data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *TINY]
+    assert main([*args, "--epochs", "1", "--lr", "3e-3"]) == 0
+    return out
+
+
+def test_calibrate_scores_both_modes_on_validation_and_writes_the_choice(run: Path, capsys) -> None:
+    trained = json.loads((run / "val_metrics.json").read_text())
+    weights = (run / "model.safetensors").read_bytes()
+    assert main(["calibrate", "--model", str(run), "--dry-run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"n = {trained['n']}" in out and "hflip" in out and "dry run" in out
+    assert json.loads((run / "model.json").read_text())["tta"] == "none"
+
+    assert main(["calibrate", "--model", str(run), "--quiet"]) == 0
+    meta = json.loads((run / "model.json").read_text())
+    candidates = meta["metrics"]["calibration_candidates"]
+    assert set(candidates) == {"none", "hflip"} and meta["tta"] in candidates
+    best = max(c["macro_f1"] for c in candidates.values())
+    assert candidates[meta["tta"]]["macro_f1"] == best
+    assert meta["temperature"] == pytest.approx(candidates[meta["tta"]]["temperature"])
+    # Without TTA the refit reproduces training's own temperature: same split, same logits.
+    assert candidates["none"]["temperature"] == pytest.approx(trained["temperature"], rel=1e-3)
+    assert candidates["none"]["n"] == trained["n"]
+    assert (run / "model.safetensors").read_bytes() == weights
+    assert load_model(run).temperature == pytest.approx(meta["temperature"])
+
+
+def test_forced_mode_and_changed_data_is_refused(run: Path, square_data: Path, capsys) -> None:
+    assert main(["calibrate", "--model", str(run), "--tta", "hflip", "--quiet"]) == 0
+    assert json.loads((run / "model.json").read_text())["tta"] == "hflip"
+    for p in sorted((square_data / "Training" / "plain").iterdir())[:6]:
+        p.unlink()
+    assert main(["calibrate", "--model", str(run), "--quiet"]) == 2
+    assert "validation split rebuilt" in capsys.readouterr().err
+
+
+def test_training_with_tta_fits_the_temperature_on_mirror_averaged_logits(
+    square_data: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(square_data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *TINY]
+    assert main([*args, "--epochs", "1", "--tta", "hflip"]) == 0
+    assert json.loads((out / "model.json").read_text())["tta"] == "hflip"
+    assert json.loads((out / "val_metrics.json").read_text())["tta"] == "hflip"
+    trained = json.loads((out / "val_metrics.json").read_text())
+    assert main(["calibrate", "--model", str(out), "--tta", "hflip", "--dry-run", "--quiet"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("hflip"))
+    assert float(row.split()[3]) == pytest.approx(trained["temperature"], abs=2e-3)
