@@ -141,3 +141,25 @@ def test_groups_csv_errors_name_file_and_line(tmp_path, text, message):
 def test_groups_csv_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="braintumor data audit"):
         load_groups_csv(tmp_path / "none.csv", tmp_path)
+
+
+def test_groups_csv_matches_a_tree_of_symbolic_links(tmp_path, samples_dir):
+    """`data combine` builds trees of links; their groups must match the links, not the files behind them."""
+    from braintumor.data.combine import combine_datasets
+
+    _tree(tmp_path / "src", samples_dir)
+    combine_datasets([tmp_path / "src"], tmp_path / "both")
+    index = discover(tmp_path / "both")
+    csv_path = tmp_path / "groups.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "group"])
+        w.writerows([index.relpath(s.path), f"g{i // 2}"] for i, s in enumerate(index.samples()))
+    groups = load_groups_csv(csv_path, tmp_path / "both")
+    assert set(groups) == {s.path for s in index.samples()}
+
+
+def test_groups_map_that_names_no_image_is_an_error():
+    samples = _samples(COUNTS)
+    with pytest.raises(ValueError, match="names none of the 225 images"):
+        train_val_split(samples, groups={Path("/elsewhere/a.jpg"): "1"})

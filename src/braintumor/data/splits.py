@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,11 @@ def _group_ids(samples: Sequence[Sample], groups: Mapping[Path, str]) -> list[st
             missing += 1
             g = f"__single__:{s.path}"  # an image no group file mentions is related to nothing
         ids.append(str(g))
+    if missing and missing == len(samples) and groups:
+        raise ValueError(
+            f"the groups map names none of the {len(samples)} images (e.g. {samples[0].path}); "
+            "was it written by an audit of another dataset folder?"
+        )
     if missing:
         log.warning("%d of %d images have no entry in the groups map; each is its own group", missing, len(samples))
     return ids
@@ -137,7 +143,9 @@ def load_groups_csv(csv_path: str | Path, root: str | Path) -> dict[Path, str]:
                 continue
             if len(row) != 2 or not row[0].strip():
                 raise ValueError(f"{csv_path}, line {reader.line_num}: expected 'path,group', found {row}")
-            path = (root / row[0]).resolve()
+            # Normalised, not resolved: a dataset of symbolic links (`data combine`) is indexed by the
+            # links' own paths, which resolving would replace with their targets.
+            path = Path(os.path.normpath(root / row[0]))
             if groups.get(path, row[1]) != row[1]:
                 raise ValueError(f"{csv_path}, line {reader.line_num}: '{row[0]}' is in two groups")
             groups[path] = row[1]
