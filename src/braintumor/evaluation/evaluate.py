@@ -178,7 +178,12 @@ def _predict_and_score(loaded, model_path, index, split, samples, opts) -> tuple
         logits = predict_logits(loaded, dataset, opts)
         labels = np.asarray(dataset.targets, dtype=np.int64)
         result = EvaluationResult(
-            model={"path": str(model_path), "arch": loaded.arch, "image_size": loaded.image_size},
+            model={
+                "path": str(model_path),
+                "arch": loaded.arch,
+                "image_size": loaded.image_size,
+                "tta": loaded.meta.get("tta") or "none",
+            },
             data=index.root,
             split=split,
             class_names=list(loaded.class_names),

@@ -154,6 +154,7 @@ def _header(result: EvaluationResult) -> str:
         f"data <code>{escape(str(result.data))}</code> (split {escape(result.split)}) &middot; "
         f"{len(result.files)} scans scored, "
         f"{len(result.unreadable)} unreadable &middot; temperature {result.temperature:.3f} &middot; "
+        f"test-time augmentation {escape(str(m.get('tta', 'none')))} &middot; "
         f"braintumor {__version__} &middot; {when}{leak}</p>"
     )
 
