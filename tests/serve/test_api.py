@@ -26,6 +26,7 @@ def test_health_and_model(client: httpx.Client) -> None:
     model = client.get("/api/v1/model").json()
     assert model["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
     assert model["arch"] == "simple_cnn" and model["image_size"] == 64 and len(model["model_id"]) == 12
+    assert model["tta"] == "none"
     assert model["ood"]["available"] is True and model["ood"]["percentile"] == 100
     assert model["disclaimer"] == DISCLAIMER
     assert model["limits"] == {"max_file_bytes": 2 * 2**20, "max_request_bytes": 8 * 2**20, "max_files": 8}

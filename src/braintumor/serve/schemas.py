@@ -64,6 +64,7 @@ class ModelOut(BaseModel):
     image_size: int | None
     in_chans: int | None
     temperature: float | None
+    tta: str = Field("none", description="test-time augmentation: none, or hflip (scan and mirror image averaged)")
     model_id: str | None
     created_utc: str | None
     metrics: dict[str, Any] | None = Field(description="the figures stored in the checkpoint, if any")
