@@ -107,15 +107,19 @@ def _tree(root: Path, samples_dir: Path) -> None:
             shutil.copy(src, folder / f"scan, {i} +é.jpg")
 
 
-def test_groups_csv_round_trip_matches_discovered_paths(tmp_path, samples_dir):
-    _tree(tmp_path / "data", samples_dir)
-    index = discover(tmp_path / "data")
-    csv_path = tmp_path / "groups.csv"
+def _write_pair_groups(index, csv_path: Path) -> Path:
+    """A groups.csv as the audit writes it, putting consecutive images in pairs."""
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["path", "group"])
         w.writerows([index.relpath(s.path), f"g{i // 2}"] for i, s in enumerate(index.samples()))
-    groups = load_groups_csv(csv_path, tmp_path / "data")
+    return csv_path
+
+
+def test_groups_csv_round_trip_matches_discovered_paths(tmp_path, samples_dir):
+    _tree(tmp_path / "data", samples_dir)
+    index = discover(tmp_path / "data")
+    groups = load_groups_csv(_write_pair_groups(index, tmp_path / "groups.csv"), tmp_path / "data")
     assert set(groups) == {s.path for s in index.samples()}
     train, val = train_val_split(index.samples("train"), val_fraction=0.25, groups=groups, seed=0)
     assert not {groups[s.path] for s in train} & {groups[s.path] for s in val}
@@ -150,12 +154,7 @@ def test_groups_csv_matches_a_tree_of_symbolic_links(tmp_path, samples_dir):
     _tree(tmp_path / "src", samples_dir)
     combine_datasets([tmp_path / "src"], tmp_path / "both")
     index = discover(tmp_path / "both")
-    csv_path = tmp_path / "groups.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "group"])
-        w.writerows([index.relpath(s.path), f"g{i // 2}"] for i, s in enumerate(index.samples()))
-    groups = load_groups_csv(csv_path, tmp_path / "both")
+    groups = load_groups_csv(_write_pair_groups(index, tmp_path / "groups.csv"), tmp_path / "both")
     assert set(groups) == {s.path for s in index.samples()}
 
 

@@ -56,7 +56,7 @@ def _group_ids(samples: Sequence[Sample], groups: Mapping[Path, str]) -> list[st
             missing += 1
             g = f"__single__:{s.path}"  # an image no group file mentions is related to nothing
         ids.append(str(g))
-    if missing and missing == len(samples) and groups:
+    if groups and missing == len(samples) > 0:
         raise ValueError(
             f"the groups map names none of the {len(samples)} images (e.g. {samples[0].path}); "
             "was it written by an audit of another dataset folder?"

@@ -26,7 +26,7 @@ from braintumor.data.pipeline import ScanPipeline
 from braintumor.evaluation.bootstrap import BootstrapSettings
 from braintumor.evaluation.examples import gradcam_overlays, worst_misclassified
 from braintumor.evaluation.result import EvaluationResult, Example, score
-from braintumor.inference.tta import inference_model
+from braintumor.inference.tta import inference_model, tta_mode, with_tta
 from braintumor.models import LoadedModel, load_model
 from braintumor.models.default import resolve_model_path
 
@@ -78,10 +78,15 @@ def _decode_cache(cache_dir: Path | None, pipeline: ScanPipeline) -> Iterator[De
 
 
 @torch.no_grad()
-def predict_logits(loaded: LoadedModel, dataset: ScanDataset, opts: EvaluateOptions) -> np.ndarray:
-    """Raw logits (N, K) of every scan of `dataset`, in order, with a progress bar."""
+def predict_logits(
+    loaded: LoadedModel, dataset: ScanDataset, opts: EvaluateOptions, tta: str | None = None
+) -> np.ndarray:
+    """Raw logits (N, K) of every scan of `dataset`, in order, with a progress bar.
+
+    `tta` overrides the model's own test-time augmentation (used to compare modes on validation).
+    """
     device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = inference_model(loaded).to(device).eval()
+    model = (inference_model(loaded) if tta is None else with_tta(loaded.model, tta)).to(device).eval()
     loader = DataLoader(dataset, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers)
     out = []
     with tqdm(total=len(dataset), desc="predicting", unit="scan", disable=not opts.progress, file=sys.stderr) as bar:
@@ -182,7 +187,7 @@ def _predict_and_score(loaded, model_path, index, split, samples, opts) -> tuple
                 "path": str(model_path),
                 "arch": loaded.arch,
                 "image_size": loaded.image_size,
-                "tta": loaded.meta.get("tta") or "none",
+                "tta": tta_mode(loaded.meta),
             },
             data=index.root,
             split=split,

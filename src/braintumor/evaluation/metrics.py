@@ -16,7 +16,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from braintumor.evaluation.calibration import expected_calibration_error
+from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
 
 
 def specificity_per_class(cm: np.ndarray) -> np.ndarray:
@@ -141,3 +141,13 @@ def full_metrics(
     if probs_uncalibrated is not None:
         out["ece_uncalibrated"] = expected_calibration_error(np.asarray(probs_uncalibrated), labels)
     return out
+
+
+def calibrated_summary(logits: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
+    """Fit the temperature on these (validation) logits and score them: `summary_metrics` of the calibrated
+    probabilities, plus "temperature" and "ece_before_calibration" (what training and `calibrate` store)."""
+    temperature = fit_temperature(logits, labels)
+    metrics = summary_metrics(labels, softmax(logits, temperature), class_names)
+    metrics["ece_before_calibration"] = expected_calibration_error(softmax(logits), labels)
+    metrics["temperature"] = temperature
+    return metrics

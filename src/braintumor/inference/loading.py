@@ -104,7 +104,7 @@ def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> d
         "image_size": meta.get("image_size"),
         "in_chans": meta.get("in_chans"),
         "temperature": meta.get("temperature"),
-        "tta": meta.get("tta") or "none",
+        "tta": tta_mode(meta),
         "model_id": sha[:12] or None,
         "created_utc": meta.get("created_utc"),
         "metrics": meta.get("metrics"),

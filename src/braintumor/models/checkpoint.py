@@ -219,8 +219,8 @@ def update_metadata(path: str | Path, **changes: Any) -> dict:
     Returns the new sidecar. Raises CheckpointError as `read_metadata`, or ValueError for a field that
     identifies the weights (they cannot change without the weights file).
     """
-    fixed = {"format", "format_version", "arch", "model_options", "num_classes", "in_chans", "weights_file"}
-    fixed |= {"weights_sha256", "class_names"}
+    fixed = {"format", "format_version", "arch", "model_options", "num_classes", "in_chans", "class_names"}
+    fixed |= {"weights_file", "weights_sha256"}  # what ties the sidecar to its weights file
     bad = sorted(set(changes) & fixed)
     if bad:
         raise ValueError(f"update_metadata: {bad} describe the weights and cannot change on their own")

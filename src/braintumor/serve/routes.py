@@ -98,7 +98,7 @@ async def model(service: ServiceDep) -> ModelOut:
     limits = service.limits
     return ModelOut(
         **{k: card.get(k) for k in ("arch", "image_size", "in_chans", "temperature", "model_id", "created_utc")},
-        tta=card.get("tta") or "none",
+        tta=card.get("tta", "none"),
         class_names=card.get("class_names") or service.predictor.class_names,
         metrics=card.get("metrics"),
         backend=card.get("backend", "torch"),

@@ -20,9 +20,8 @@ import numpy as np
 from braintumor.data import DecodeCache, check_readable
 from braintumor.data.dataset import ScanDataset
 from braintumor.data.pipeline import ScanPipeline
-from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
 from braintumor.evaluation.evaluate import EvaluateOptions, predict_logits
-from braintumor.evaluation.metrics import summary_metrics
+from braintumor.evaluation.metrics import calibrated_summary
 from braintumor.inference.tta import TTA_MODES
 from braintumor.models import load_model, update_metadata
 from braintumor.models.default import resolve_model_path
@@ -103,18 +102,8 @@ def calibrate(
         per_mode: dict[str, dict[str, Any]] = {}
         opts = EvaluateOptions(batch_size=batch_size, progress=progress)
         for mode in modes:
-            loaded.meta = {**loaded.meta, "tta": mode}
-            logits = predict_logits(loaded, dataset, opts)
-            temperature = fit_temperature(logits, labels)
-            metrics = summary_metrics(labels, softmax(logits, temperature), loaded.class_names)
-            metrics.update(
-                {
-                    "ece_before_calibration": expected_calibration_error(softmax(logits), labels),
-                    "temperature": temperature,
-                    "tta": mode,
-                }
-            )
-            per_mode[mode] = metrics
+            logits = predict_logits(loaded, dataset, opts, tta=mode)
+            per_mode[mode] = {**calibrated_summary(logits, labels, loaded.class_names), "tta": mode}
     # Best validation macro-F1; modes are listed cheapest first, so a tie keeps the cheaper one.
     chosen = max(modes, key=lambda m: (round(per_mode[m]["macro_f1"], 6), -modes.index(m)))
     if write:

@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
+from braintumor.evaluation.metrics import calibrated_summary
 from braintumor.inference.tta import with_tta
 from braintumor.models.checkpoint import save_checkpoint
 from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
@@ -94,18 +94,7 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
     module.load_state_dict(state)
     module.to("cpu")
     logits, labels = _val_logits(module, dm, cfg.tta)
-    temperature = fit_temperature(logits, labels)
-    probs_raw, probs_cal = softmax(logits), softmax(logits, temperature)
-    from braintumor.evaluation.metrics import summary_metrics
-
-    metrics = summary_metrics(labels, probs_cal, module.class_names)
-    metrics.update(
-        {
-            "ece_before_calibration": expected_calibration_error(probs_raw, labels),
-            "temperature": temperature,
-            "tta": cfg.tta,
-        }
-    )
+    metrics = {**calibrated_summary(logits, labels, module.class_names), "tta": cfg.tta}
     mean, std = normalization(cfg)
     save_checkpoint(
         out / "model",
@@ -117,7 +106,7 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
         image_size=cfg.image_size,
         preprocess=dm.cache.preprocess.to_dict(),
         normalization={"mean": list(mean), "std": list(std), "per_scan_norm": cfg.per_scan_norm},
-        temperature=temperature,
+        temperature=metrics["temperature"],
         tta=cfg.tta,
         config=cfg.to_dict(),
         metrics={"validation": metrics},
