@@ -59,6 +59,44 @@ def test_exclude_list_drops_images(square_data: Path, tmp_path: Path) -> None:
     assert data["excluded"] == 5 and data["train"] + data["val"] == 48 - 5
 
 
+def test_init_from_continues_a_trained_model_at_another_size(square_data: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    assert main(_train_args(square_data, first, tmp_path / "cache", "--epochs", "1")) == 0
+    start = {k: v.clone() for k, v in load_model(first).model.state_dict().items()}
+    # zero epochs of training is not allowed, so check the copy before any step: lr 0 leaves the weights as loaded
+    second = tmp_path / "second"
+    args = _train_args(square_data, second, tmp_path / "cache", "--epochs", "1", "--lr", "0", "--init-from", str(first))
+    args[args.index("--image-size") + 1] = "96"
+    assert main(args) == 0
+    after = load_model(second)
+    assert after.image_size == 96
+    for name, value in after.model.state_dict().items():
+        if "running" not in name and "num_batches" not in name:  # BatchNorm statistics move even at lr 0
+            assert torch.equal(value, start[name]), name
+
+
+def test_init_from_refuses_another_architecture_or_class_set(square_data: Path, tmp_path: Path, capsys) -> None:
+    first = tmp_path / "first"
+    assert main(_train_args(square_data, first, tmp_path / "cache", "--epochs", "1")) == 0
+    args = _train_args(square_data, tmp_path / "b", tmp_path / "cache", "--epochs", "1", "--init-from", str(first))
+    args[args.index("--arch") + 1] = "vgg_bn"
+    assert main(args) == 2
+    assert "is a 'simple_cnn', this run trains a 'vgg_bn'" in capsys.readouterr().err
+    args = _train_args(
+        square_data,
+        tmp_path / "c",
+        tmp_path / "cache",
+        "--epochs",
+        "1",
+        "--init-from",
+        str(first),
+        "--merge",
+        "all=plain,square",
+    )
+    assert main(args) == 2
+    assert "differ from this data's ['all']" in capsys.readouterr().err
+
+
 def _ckpt(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 

@@ -28,6 +28,7 @@ class TrainConfig:
     # model
     arch: str = "efficientnet_lite0"  # a name from `braintumor.models.list_models()`
     pretrained: bool = True  # start from ImageNet weights where the architecture has them
+    init_from: str | None = None  # start from a trained model's weights (run folder, checkpoint or 'default')
     in_chans: int = 3  # 1 or 3 input channels (grayscale scans are replicated for 3)
     image_size: int = 224  # side in pixels, 128-384
     crop_to_head: bool = True  # crop each scan to the head's bounding box before resizing

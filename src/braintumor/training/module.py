@@ -13,6 +13,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from braintumor.models import create_model
+from braintumor.models.checkpoint import load_model
+from braintumor.models.default import resolve_model_path
 from braintumor.training.config import TrainConfig
 
 
@@ -22,6 +24,23 @@ def classifier_head(model: nn.Module) -> nn.Module:
     if not linears:
         raise ValueError(f"{type(model).__name__}: no Linear classifier head found")
     return linears[-1]
+
+
+def init_weights(model: nn.Module, cfg: TrainConfig, class_names: list[str]) -> None:
+    """Copy a trained model's weights into `model` (timm's --initial-checkpoint): fine-tune an earlier run.
+
+    The architecture, channels and classes must match; the input size may differ (convolutions do not
+    care), so a run trained at one resolution can go on at a higher one.
+    """
+    source = load_model(resolve_model_path(cfg.init_from))
+    where = f"--init-from {cfg.init_from}"
+    if source.arch != cfg.arch:
+        raise ValueError(f"{where}: that model is a '{source.arch}', this run trains a '{cfg.arch}'")
+    if source.in_chans != cfg.in_chans:
+        raise ValueError(f"{where}: that model takes {source.in_chans} channel(s), this run {cfg.in_chans}")
+    if source.class_names != class_names:
+        raise ValueError(f"{where}: that model's classes {source.class_names} differ from this data's {class_names}")
+    model.load_state_dict(source.model.state_dict())
 
 
 class ClassifierModule(L.LightningModule):
@@ -36,6 +55,8 @@ class ClassifierModule(L.LightningModule):
         self.model = create_model(
             cfg.arch, num_classes=n, in_chans=cfg.in_chans, pretrained=cfg.pretrained, drop_rate=cfg.drop_rate
         )
+        if cfg.init_from:
+            init_weights(self.model, cfg, self.class_names)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
