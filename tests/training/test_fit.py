@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,10 @@ def test_init_from_continues_a_trained_model_at_another_size(square_data: Path, 
     second = tmp_path / "second"
     args = _train_args(square_data, second, tmp_path / "cache", "--epochs", "1", "--lr", "0", "--init-from", str(first))
     args[args.index("--image-size") + 1] = "96"
-    assert main(args) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    assert not [w for w in caught if "validation split may hold" in str(w.message)]  # same data, seed and lists
     after = load_model(second)
     assert after.image_size == 96
     for name, value in after.model.state_dict().items():
@@ -95,6 +99,9 @@ def test_init_from_refuses_another_architecture_or_class_set(square_data: Path, 
     )
     assert main(args) == 2
     assert "differ from this data's ['all']" in capsys.readouterr().err
+    args = _train_args(square_data, tmp_path / "d", tmp_path / "cache", "--epochs", "1", "--init-from", str(first))
+    with pytest.warns(UserWarning, match="other seed; this run's validation split may hold scans it trained on"):
+        assert main([*args, "--seed", "7"]) == 0
 
 
 def _ckpt(path: Path) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import lightning as L
 import matplotlib
 
@@ -26,6 +28,10 @@ def classifier_head(model: nn.Module) -> nn.Module:
     return linears[-1]
 
 
+# Config fields that decide which scans land in validation.
+SPLIT_FIELDS = ("data", "exclude", "merge", "groups_csv", "val_fraction", "seed")
+
+
 def init_weights(model: nn.Module, cfg: TrainConfig, class_names: list[str]) -> None:
     """Copy a trained model's weights into `model` (timm's --initial-checkpoint): fine-tune an earlier run.
 
@@ -41,6 +47,14 @@ def init_weights(model: nn.Module, cfg: TrainConfig, class_names: list[str]) -> 
     if source.class_names != class_names:
         raise ValueError(f"{where}: that model's classes {source.class_names} differ from this data's {class_names}")
     model.load_state_dict(source.model.state_dict())
+    before = source.meta.get("config") or {}
+    changed = [k for k in SPLIT_FIELDS if k in before and before[k] != getattr(cfg, k)]
+    if changed:
+        warnings.warn(
+            f"{where}: that model was trained with other {', '.join(changed)}; this run's validation split "
+            "may hold scans it trained on, which inflates validation figures",
+            stacklevel=2,
+        )
 
 
 class ClassifierModule(L.LightningModule):
