@@ -79,6 +79,22 @@ def test_init_from_continues_a_trained_model_at_another_size(square_data: Path, 
             assert torch.equal(value, start[name]), name
 
 
+def test_init_from_does_not_fetch_imagenet_weights(square_data: Path, tmp_path: Path, monkeypatch) -> None:
+    first = tmp_path / "first"
+    args = _train_args(square_data, first, tmp_path / "cache", "--epochs", "1")
+    args[args.index("--arch") + 1] = "mobilenet_v2"
+    assert main(args) == 0
+
+    def no_network(*a, **kw):
+        raise AssertionError("ImageNet weights were fetched although --init-from replaces them")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    args = _train_args(square_data, tmp_path / "second", tmp_path / "cache", "--epochs", "1", "--init-from", str(first))
+    args[args.index("--arch") + 1] = "mobilenet_v2"
+    args.remove("--no-pretrained")
+    assert main(args) == 0
+
+
 def test_init_from_refuses_another_architecture_or_class_set(square_data: Path, tmp_path: Path, capsys) -> None:
     first = tmp_path / "first"
     assert main(_train_args(square_data, first, tmp_path / "cache", "--epochs", "1")) == 0

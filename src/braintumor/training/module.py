@@ -66,10 +66,17 @@ class ClassifierModule(L.LightningModule):
         self.cfg = cfg
         self.class_names = list(class_names)
         n = len(class_names)
+        # --init-from replaces every weight, so ImageNet's are not fetched (offline they may not exist), and a
+        # resumed run takes its weights from the Lightning checkpoint instead.
+        warm_start = bool(cfg.init_from) and not cfg.resume
         self.model = create_model(
-            cfg.arch, num_classes=n, in_chans=cfg.in_chans, pretrained=cfg.pretrained, drop_rate=cfg.drop_rate
+            cfg.arch,
+            num_classes=n,
+            in_chans=cfg.in_chans,
+            pretrained=cfg.pretrained and not cfg.init_from,
+            drop_rate=cfg.drop_rate,
         )
-        if cfg.init_from:
+        if warm_start:
             init_weights(self.model, cfg, self.class_names)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
