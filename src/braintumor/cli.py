@@ -328,12 +328,20 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         "--ood-from, <stem>.ood.safetensors + <stem>.ood.json beside the checkpoint: a Mahalanobis-distance check "
         "on the penultimate features, fitted on DATA's train split, with its threshold at --ood-percentile of the "
         "scores of DATA's val split (or of 15%% of train held out). `predict` and `serve` then refuse scans beyond "
-        "the threshold (in_distribution false, no label).",
+        "the threshold (in_distribution false, no label). --ood-own-split fits it on the model's own "
+        "training split and thresholds it on its validation split instead.",
     )
     p.add_argument("--model", default="default", help=model_help)
     p.add_argument("--format", choices=("onnx", "none"), default="onnx", help="none: only fit the OOD check")
     p.add_argument("--out", type=Path, help="ONNX file to write (default: <checkpoint stem>.onnx beside it)")
-    p.add_argument("--ood-from", type=Path, metavar="DATA", help="fit the OOD check on DATA's train (and val) split")
+    ood = p.add_mutually_exclusive_group()
+    ood.add_argument("--ood-from", type=Path, metavar="DATA", help="fit the OOD check on DATA's train (and val) split")
+    ood.add_argument(
+        "--ood-own-split",
+        action="store_true",
+        help="fit the OOD check on the model's own training split and threshold it on its validation split "
+        "(rebuilt from its training config, as `calibrate` does; leak exclusions included)",
+    )
     p.add_argument("--ood-percentile", type=float, default=99.0, help="threshold percentile of validation scores")
     p.add_argument("--ood-max-per-class", type=int, help="use at most this many scans per class (faster)")
     p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
@@ -391,24 +399,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from braintumor.inference import export_onnx, ood_paths
     from braintumor.inference.export import parity
-    from braintumor.inference.ood_fit import fit_ood_on_dataset
+    from braintumor.inference.ood_fit import fit_ood_on_dataset, fit_ood_on_training_split
     from braintumor.io import read_scan
     from braintumor.models import checkpoint_paths, load_model
     from braintumor.models.default import resolve_model_path
 
-    if args.format == "none" and not args.ood_from:
-        raise ValueError("nothing to do: --format none needs --ood-from DATA")
+    if args.format == "none" and not (args.ood_from or args.ood_own_split):
+        raise ValueError("nothing to do: --format none needs --ood-from DATA or --ood-own-split")
     path = resolve_model_path(args.model)
     loaded = load_model(path)
-    if args.ood_from:
-        detector = fit_ood_on_dataset(
-            loaded,
-            args.ood_from,
-            args.ood_percentile,
-            max_per_class=args.ood_max_per_class,
-            batch_size=args.batch_size,
-            progress=not args.quiet,
-        )
+    if args.ood_from or args.ood_own_split:
+        fit_args = {"max_per_class": args.ood_max_per_class, "batch_size": args.batch_size, "progress": not args.quiet}
+        if args.ood_own_split:
+            detector = fit_ood_on_training_split(loaded, path, args.ood_percentile, **fit_args)
+        else:
+            detector = fit_ood_on_dataset(loaded, args.ood_from, args.ood_percentile, **fit_args)
         for bad in detector.info["unreadable"]:
             print(f"braintumor: warning: left out {bad['file']}: {bad['error']}", file=sys.stderr)
         written = detector.save(path)

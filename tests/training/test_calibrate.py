@@ -64,3 +64,23 @@ def test_training_with_tta_fits_the_temperature_on_mirror_averaged_logits(
     assert main(["calibrate", "--model", str(out), "--tta", "hflip", "--dry-run", "--quiet"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("hflip"))
     assert float(row.split()[3]) == pytest.approx(trained["temperature"], abs=2e-3)
+
+
+def test_export_fits_the_ood_check_on_the_models_own_split(run: Path, square_data: Path, capsys) -> None:
+    trained = json.loads((run / "val_metrics.json").read_text())
+    split = json.loads((run / "data.json").read_text())
+    args = ["export", "--model", str(run), "--format", "none", "--ood-own-split", "--quiet"]
+    assert main([*args, "--ood-max-per-class", "5"]) == 0
+    info = json.loads((run / "model.ood.json").read_text())
+    assert info["n_val"] == trained["n"] == split["val"]  # the whole validation split sets the threshold
+    assert info["n_train"] == 10  # 5 per class of the training split, never a validation scan
+    assert "own training split" in info["fitted_on"]
+    assert "validation scans" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exc:  # one source or the other, as argparse says
+        main([*args, "--ood-from", str(square_data)])
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    for p in sorted((square_data / "Training" / "plain").iterdir())[:6]:
+        p.unlink()
+    assert main(args) == 2  # the split can no longer be rebuilt: refused, not fitted on other scans
+    assert "validation split rebuilt" in capsys.readouterr().err

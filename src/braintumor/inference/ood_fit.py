@@ -120,7 +120,44 @@ def fit_ood_on_dataset(
         val = _cap(val, max_per_class, seed)
     else:
         train, val = train_val_split(train, val_fraction=val_fraction, seed=seed)
-    return fit_ood(loaded_model, train, val, percentile, batch_size=batch_size, progress=progress)
+    detector = fit_ood(loaded_model, train, val, percentile, batch_size=batch_size, progress=progress)
+    detector.info["fitted_on"] = str(data)
+    return detector
+
+
+def fit_ood_on_training_split(
+    loaded_model: LoadedModel,
+    model_path: str | Path,
+    percentile: float = 99.0,
+    *,
+    data: str | None = None,
+    max_per_class: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> OODDetector:
+    """Fit the detector on the model's own training split; threshold on its own validation split.
+
+    The split is rebuilt from the training config in the model's sidecar, as `braintumor calibrate`
+    does: the same exclusions (e.g. the audit's test leaks), duplicate groups and seed. So nothing that
+    leaks into a test set shapes the detector, and no copy of a threshold scan sits among the fit scans,
+    which would pull the threshold down. `max_per_class` caps the training scans per class (seeded);
+    the whole validation split sets the threshold.
+
+    Raises:
+        ValueError: the model records no training config, or its data changed since training.
+    """
+    import tempfile
+
+    from braintumor.training.calibrate import rebuild_split, split_cache
+
+    with tempfile.TemporaryDirectory(prefix="braintumor-ood-") as tmp:
+        cache = split_cache(loaded_model, tmp, data)
+        prepared = rebuild_split(loaded_model, Path(model_path), cache, data=data, progress=progress)
+    train = _cap(prepared.train, max_per_class, seed)
+    detector = fit_ood(loaded_model, train, prepared.val, percentile, batch_size=batch_size, progress=progress)
+    detector.info["fitted_on"] = "the model's own training split; threshold on its validation split"
+    return detector
 
 
 def _cap(samples: Sequence[Sample], per_class: int | None, seed: int) -> list[Sample]:

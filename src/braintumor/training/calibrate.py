@@ -23,10 +23,10 @@ from braintumor.data.pipeline import ScanPipeline
 from braintumor.evaluation.evaluate import EvaluateOptions, predict_logits
 from braintumor.evaluation.metrics import calibrated_summary
 from braintumor.inference.tta import TTA_MODES
-from braintumor.models import load_model, update_metadata
+from braintumor.models import LoadedModel, load_model, update_metadata
 from braintumor.models.default import resolve_model_path
 from braintumor.training.config import TrainConfig
-from braintumor.training.datamodule import prepare_samples
+from braintumor.training.datamodule import PreparedData, prepare_samples
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,35 @@ class CalibrationResult:
             )
         lines.append("sidecar updated" if self.written else "dry run: sidecar not changed")
         return "\n".join(lines)
+
+
+def rebuild_split(
+    loaded: LoadedModel, path: Path, cache: DecodeCache, *, data: str | None = None, progress: bool = True
+) -> PreparedData:
+    """The model's own training and validation split, rebuilt from the config recorded in its sidecar.
+
+    Same data, exclusions, duplicate groups, fraction and seed as at training time, so the validation
+    scans are exactly the ones training held out. `data` replaces the recorded dataset root (moved data).
+
+    Raises:
+        ValueError: the sidecar records no training config (or data), or the rebuilt validation split
+            differs in size from the one recorded at training time (data moved or changed).
+    """
+    cfg = _config_of(loaded.meta, data)
+    prepared = prepare_samples(cfg, cache, progress=progress)
+    recorded = ((loaded.meta.get("metrics") or {}).get("validation") or {}).get("n")
+    if recorded is not None and int(recorded) != len(prepared.val):
+        raise ValueError(
+            f"{path}: the validation split rebuilt from {cfg.data} has {len(prepared.val)} scans, "
+            f"training recorded {recorded}; the data or the lists it names changed"
+        )
+    return prepared
+
+
+def split_cache(loaded: LoadedModel, tmp: str, data: str | None = None) -> DecodeCache:
+    """The decode cache the model's training used (its `cache_dir`), else one in the temporary folder `tmp`."""
+    cfg = _config_of(loaded.meta, data)
+    return DecodeCache(cfg.cache_dir or tmp, ScanPipeline.for_model(loaded).preprocess)
 
 
 def _config_of(meta: dict, data: str | None) -> TrainConfig:
@@ -83,17 +112,10 @@ def calibrate(
         raise ValueError(f"calibrate: unknown test-time augmentation {unknown}; known: {', '.join(TTA_MODES)}")
     path = resolve_model_path(model)
     loaded = load_model(path)
-    cfg = _config_of(loaded.meta, data)
     pipeline = ScanPipeline.for_model(loaded)
     with tempfile.TemporaryDirectory(prefix="braintumor-calibrate-") as tmp:
-        cache = DecodeCache(cfg.cache_dir or tmp, pipeline.preprocess)
-        prepared = prepare_samples(cfg, cache, progress=progress)
-        recorded = ((loaded.meta.get("metrics") or {}).get("validation") or {}).get("n")
-        if recorded is not None and int(recorded) != len(prepared.val):
-            raise ValueError(
-                f"{path}: the validation split rebuilt from {cfg.data} has {len(prepared.val)} scans, "
-                f"training recorded {recorded}; the data or the lists it names changed"
-            )
+        cache = split_cache(loaded, tmp, data)
+        prepared = rebuild_split(loaded, path, cache, data=data, progress=progress)
         good, bad = check_readable(prepared.val, cache=cache, progress=False)
         if bad:
             log.warning("%d validation scans unreadable now, left out (e.g. %s)", len(bad), bad[0][1])
