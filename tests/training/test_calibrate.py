@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from braintumor.cli import main
+from braintumor.inference import load_predictor
 from braintumor.models import load_model
 
 TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
@@ -75,6 +76,7 @@ def test_export_fits_the_ood_check_on_the_models_own_split(run: Path, square_dat
     assert info["n_val"] == trained["n"] == split["val"]  # the whole validation split sets the threshold
     assert info["n_train"] == 10  # 5 per class of the training split, never a validation scan
     assert "own training split" in info["fitted_on"]
+    assert "own training split" in load_predictor(run).card["ood"]["fitted_on"]  # GET /api/v1/model shows it
     assert "validation scans" in capsys.readouterr().out
 
     with pytest.raises(SystemExit) as exc:  # one source or the other, as argparse says

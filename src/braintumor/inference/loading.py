@@ -116,5 +116,5 @@ def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> d
 def _ood_card(ood: OODDetector | None) -> dict[str, Any]:
     if ood is None:
         return {"available": False, "note": "no out-of-distribution detector is stored with this model"}
-    keys = ("method", "percentile", "n_train", "n_val", "val_refused_share", "created_utc")
+    keys = ("method", "fitted_on", "percentile", "n_train", "n_val", "val_refused_share", "created_utc")
     return {"available": True, "threshold": ood.threshold, **{k: ood.info.get(k) for k in keys}}
