@@ -21,7 +21,7 @@ from pathlib import Path
 from braintumor.cli import main as cli_main
 from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
-from braintumor.training.calibrate import rebuild_split, split_cache
+from braintumor.training.calibrate import rebuilt_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "figshare-cheng-3064"
 
@@ -30,9 +30,8 @@ def validation_boxes(model: str, data: Path, boxes: Path, out_csv: Path) -> int:
     """Write the rows of `boxes` whose scan is in the model's validation split; returns how many."""
     path = resolve_model_path(model)
     loaded = load_model(path)
-    with tempfile.TemporaryDirectory(prefix="braintumor-loc-") as tmp:
-        prepared = rebuild_split(loaded, path, split_cache(loaded, tmp), progress=False)
-    val = {s.path.resolve() for s in prepared.val}
+    with rebuilt_split(loaded, path, progress=False) as (prepared, _):
+        val = {s.path.resolve() for s in prepared.val}
     with boxes.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     kept = [r for r in rows if (data / r["image"]).resolve() in val]

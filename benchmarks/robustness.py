@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import tempfile
 from collections.abc import Callable
 
 import cv2
@@ -29,7 +28,7 @@ from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
-from braintumor.training.calibrate import rebuild_split, split_cache
+from braintumor.training.calibrate import rebuilt_split
 
 Shift = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -97,8 +96,8 @@ def main() -> int:
 
     path = resolve_model_path(args.model)
     loaded = load_model(path)
-    with tempfile.TemporaryDirectory(prefix="braintumor-robust-") as tmp:
-        val = rebuild_split(loaded, path, split_cache(loaded, tmp), progress=False).val
+    with rebuilt_split(loaded, path, progress=False) as (prepared, _):
+        val = prepared.val
     if args.limit and args.limit < len(val):  # a seeded random subset keeps every class
         keep = np.random.default_rng(0).choice(len(val), size=args.limit, replace=False)
         val = [val[i] for i in sorted(keep)]

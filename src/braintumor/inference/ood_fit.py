@@ -147,15 +147,11 @@ def fit_ood_on_training_split(
     Raises:
         ValueError: the model records no training config, or its data changed since training.
     """
-    import tempfile
+    from braintumor.training.calibrate import rebuilt_split
 
-    from braintumor.training.calibrate import rebuild_split, split_cache
-
-    with tempfile.TemporaryDirectory(prefix="braintumor-ood-") as tmp:
-        cache = split_cache(loaded_model, tmp, data)
-        prepared = rebuild_split(loaded_model, Path(model_path), cache, data=data, progress=progress)
-    train = _cap(prepared.train, max_per_class, seed)
-    detector = fit_ood(loaded_model, train, prepared.val, percentile, batch_size=batch_size, progress=progress)
+    with rebuilt_split(loaded_model, Path(model_path), data=data, progress=progress) as (prepared, _):
+        train, val = _cap(prepared.train, max_per_class, seed), prepared.val
+    detector = fit_ood(loaded_model, train, val, percentile, batch_size=batch_size, progress=progress)
     detector.info["fitted_on"] = "the model's own training split; threshold on its validation split"
     return detector
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,33 +55,32 @@ class CalibrationResult:
         return "\n".join(lines)
 
 
-def rebuild_split(
-    loaded: LoadedModel, path: Path, cache: DecodeCache, *, data: str | None = None, progress: bool = True
-) -> PreparedData:
+@contextmanager
+def rebuilt_split(
+    loaded: LoadedModel, path: Path, *, data: str | None = None, progress: bool = True
+) -> Iterator[tuple[PreparedData, DecodeCache]]:
     """The model's own training and validation split, rebuilt from the config recorded in its sidecar.
 
     Same data, exclusions, duplicate groups, fraction and seed as at training time, so the validation
     scans are exactly the ones training held out. `data` replaces the recorded dataset root (moved data).
+    Yields the split and the decode cache it was read through: the one training used (its `cache_dir`),
+    else a temporary one that lives as long as the `with` block.
 
     Raises:
         ValueError: the sidecar records no training config (or data), or the rebuilt validation split
             differs in size from the one recorded at training time (data moved or changed).
     """
     cfg = _config_of(loaded.meta, data)
-    prepared = prepare_samples(cfg, cache, progress=progress)
-    recorded = ((loaded.meta.get("metrics") or {}).get("validation") or {}).get("n")
-    if recorded is not None and int(recorded) != len(prepared.val):
-        raise ValueError(
-            f"{path}: the validation split rebuilt from {cfg.data} has {len(prepared.val)} scans, "
-            f"training recorded {recorded}; the data or the lists it names changed"
-        )
-    return prepared
-
-
-def split_cache(loaded: LoadedModel, tmp: str, data: str | None = None) -> DecodeCache:
-    """The decode cache the model's training used (its `cache_dir`), else one in the temporary folder `tmp`."""
-    cfg = _config_of(loaded.meta, data)
-    return DecodeCache(cfg.cache_dir or tmp, ScanPipeline.for_model(loaded).preprocess)
+    with tempfile.TemporaryDirectory(prefix="braintumor-split-") as tmp:
+        cache = DecodeCache(cfg.cache_dir or tmp, ScanPipeline.for_model(loaded).preprocess)
+        prepared = prepare_samples(cfg, cache, progress=progress)
+        recorded = ((loaded.meta.get("metrics") or {}).get("validation") or {}).get("n")
+        if recorded is not None and int(recorded) != len(prepared.val):
+            raise ValueError(
+                f"{path}: the validation split rebuilt from {cfg.data} has {len(prepared.val)} scans, "
+                f"training recorded {recorded}; the data or the lists it names changed"
+            )
+        yield prepared, cache
 
 
 def _config_of(meta: dict, data: str | None) -> TrainConfig:
@@ -113,9 +114,7 @@ def calibrate(
     path = resolve_model_path(model)
     loaded = load_model(path)
     pipeline = ScanPipeline.for_model(loaded)
-    with tempfile.TemporaryDirectory(prefix="braintumor-calibrate-") as tmp:
-        cache = split_cache(loaded, tmp, data)
-        prepared = rebuild_split(loaded, path, cache, data=data, progress=progress)
+    with rebuilt_split(loaded, path, data=data, progress=progress) as (prepared, cache):
         good, bad = check_readable(prepared.val, cache=cache, progress=False)
         if bad:
             log.warning("%d validation scans unreadable now, left out (e.g. %s)", len(bad), bad[0][1])
