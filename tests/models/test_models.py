@@ -27,6 +27,7 @@ def _make(name: str, tiny_options, in_chans: int = 3, **kwargs) -> nn.Module:
 
 def test_every_family_is_registered() -> None:
     expected = {"vgg_bn", "simple_cnn", "efficientnet_b0", "resnet50", "vgg16_bn", "mobilenet_v2", "efficientnet_lite0"}
+    expected |= {"efficientnet_lite1", "efficientnet_lite2"}
     assert set(list_models()) == expected
 
 

