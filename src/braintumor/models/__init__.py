@@ -4,7 +4,7 @@ Importing this package registers every architecture (one module per family). Mak
 `create_model`; save them with `save_checkpoint` and rebuild them with `load_model`.
 """
 
-from braintumor.models import efficientnet, efficientnet_lite0, mobilenet, resnet, simple_cnn, vgg_bn  # noqa: F401
+from braintumor.models import efficientnet, efficientnet_lite, mobilenet, resnet, simple_cnn, vgg_bn  # noqa: F401
 from braintumor.models.checkpoint import (
     CheckpointError,
     LoadedModel,
