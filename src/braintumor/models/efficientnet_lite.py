@@ -40,17 +40,9 @@ LITE0_MEAN = (127.0 / 255.0,) * 3
 LITE0_STD = (128.0 / 255.0,) * 3
 _DROP_PATH = 0.2  # stochastic-depth rate of the last block (linearly less before it), as EfficientNet trains
 
-# (repeats, kernel, first stride, expansion, in channels, out channels) of each stage, for Lite0.
-_STAGES = (
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-)
-# Lite1 and Lite2, as their weight files have them: stage repeats and output widths (stem 32 and head 1280 fixed).
+# (kernel, first stride, expansion) of each of the seven stages, shared by every Lite variant.
+_STAGE_SHAPES = ((3, 1, 1), (3, 2, 6), (5, 2, 6), (3, 2, 6), (5, 1, 6), (5, 2, 6), (3, 1, 6))
+# Per variant, as its weight file has it: stage repeats and output widths (stem 32 and head 1280 fixed).
 _SCALED = {
     0: ((1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320)),
     1: ((1, 3, 3, 4, 4, 5, 1), (16, 24, 40, 80, 112, 192, 320)),
@@ -59,12 +51,12 @@ _SCALED = {
 
 
 def lite_stages(variant: int) -> tuple[tuple[int, int, int, int, int, int], ...]:
-    """The stage table of EfficientNet-Lite`variant` (0, 1 or 2)."""
+    """(repeats, kernel, first stride, expansion, in channels, out channels) of each stage of Lite`variant`."""
     repeats, widths = _SCALED[variant]
     c_ins = (32, *widths[:-1])
     return tuple(
         (n, k, s, e, c_in, c_out)
-        for (_, k, s, e, _, _), n, c_in, c_out in zip(_STAGES, repeats, c_ins, widths, strict=True)
+        for (k, s, e), n, c_in, c_out in zip(_STAGE_SHAPES, repeats, c_ins, widths, strict=True)
     )
 
 
@@ -148,13 +140,6 @@ class EfficientNetLite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.blocks(self.stem(x)))
         return self.classifier(torch.flatten(self.pool(x), 1))
-
-
-class EfficientNetLite0(EfficientNetLite):
-    """EfficientNet-Lite0 (the project's default backbone)."""
-
-    def __init__(self, num_classes: int, in_chans: int = 3, drop_rate: float = 0.2) -> None:
-        super().__init__(num_classes, in_chans, drop_rate, variant=0)
 
 
 _TOP_KEYS = {"_conv_stem": "stem.0", "_bn0": "stem.1", "_conv_head": "head.0", "_bn1": "head.1", "_fc": "classifier.1"}

@@ -91,11 +91,6 @@ def efficientnet_lite_state_dict(variant: int = 0) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """The EfficientNet-Lite0 ImageNet state dict (see `efficientnet_lite_state_dict`)."""
-    return efficientnet_lite_state_dict(0)
-
-
 def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
     parent, _, name = path.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, name, module)
