@@ -155,15 +155,25 @@ def _add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
 def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
-        help="Grad-CAM overlays of scans, or localisation scores against tumour boxes (--boxes)",
-        description="Write one Grad-CAM overlay PNG per scan (same stem, original size), or with --boxes score "
-        "how well the maps point at tumour boxes (pointing game, energy in box) beside uniform and image-centre "
-        "baselines, with 95 percent bootstrap CIs.",
+        help="class activation map (LayerCAM) overlays of scans, or localisation scores against tumour boxes (--boxes)",
+        description="Write one class activation map overlay PNG per scan (same stem, original size), or with "
+        "--boxes score how well the maps point at tumour boxes (pointing game, energy in box) beside uniform and "
+        "image-centre baselines, with 95 percent bootstrap CIs.",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="scans or folders; with --boxes, DATA")
     p.add_argument("--model", default="default", help="checkpoint folder or .safetensors file; 'default' = shipped")
     p.add_argument("--out", type=Path, help="folder for the overlay PNGs (required), or for localization.json")
-    p.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam", help="CAM method")
+    p.add_argument(
+        "--method",
+        choices=("layercam", "gradcam", "gradcam++"),
+        default="layercam",
+        help="CAM method (LayerCAM points at tumours most often; see MODEL_CARD.md)",
+    )
+    p.add_argument(
+        "--layer",
+        metavar="MODULE",
+        help="module path of the layer to hook, e.g. blocks.10 (default: the architecture's registered CAM layer)",
+    )
     p.add_argument("--target", help="class to explain, by name or index (default: the predicted class)")
     p.add_argument("--colorbar", action="store_true", help="add a colour bar beside each overlay")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap weight in the overlay, 0-1")
@@ -192,7 +202,7 @@ def _explainer(args: argparse.Namespace) -> tuple:
     from braintumor.models.default import resolve_model_path
 
     model_path = resolve_model_path(args.model)
-    return Explainer(load_model(model_path), method=args.method), model_path
+    return Explainer(load_model(model_path), method=args.method, layer=args.layer), model_path
 
 
 def _explain_files(args: argparse.Namespace) -> int:
@@ -314,7 +324,7 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILES|DIRS|GLOBS", help="scans, folders of scans, or patterns")
     p.add_argument("--model", default="default", help=model_help)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="json: one object per line")
-    p.add_argument("--explain", type=Path, metavar="DIR", help="also write a Grad-CAM overlay PNG per scan here")
+    p.add_argument("--explain", type=Path, metavar="DIR", help="also write a CAM overlay PNG (LayerCAM) per scan here")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="onnx needs `braintumor export`")
     p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: one per core)")

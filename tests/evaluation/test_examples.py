@@ -1,4 +1,4 @@
-"""Worst-mistake selection and the Grad-CAM overlay hook of the report."""
+"""Worst-mistake selection and the CAM overlay hook of the report."""
 
 from __future__ import annotations
 
@@ -46,4 +46,4 @@ def test_gradcam_hook_falls_back_without_explain(
     paths = sorted((samples_dir / "glioma").iterdir())
     overlays, note = gradcam_overlays(load_model(tiny_checkpoint), paths, [0, 0])
     assert overlays == [None, None]
-    assert "Grad-CAM overlays unavailable" in note
+    assert "CAM overlays unavailable" in note

@@ -1,11 +1,11 @@
-"""Grad-CAM behaviour: maps find what the model learned, hooks never outlive a call, targets and probabilities."""
+"""CAM behaviour of every method: maps find what the model learned, hooks never outlive a call, targets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.base_cam import BaseCAM
 
 from braintumor.data.pipeline import ScanPipeline
 from braintumor.explain import METHODS, Explainer, explain_scan
@@ -28,6 +28,15 @@ def test_cam_peak_falls_inside_the_square_the_model_learned(square_model, make_s
         x, y = exp.peak
         hits += x0 <= x < x1 and y0 <= y < y1
     assert hits / n >= 0.8, f"CAM peak inside the square for only {hits}/{n} scans"
+
+
+def test_layercam_is_the_default_everywhere(tiny_checkpoint, samples_dir) -> None:
+    # LayerCAM localised tumours best on the shipped model (MODEL_CARD.md, "Where it looks"): every entry point
+    # that does not name a method must use it.
+    loaded = load_model(tiny_checkpoint)
+    assert Explainer(loaded).method == "layercam"
+    scan = read_scan(next((samples_dir / "glioma").iterdir()))
+    assert explain_scan(loaded, scan).method == "layercam"
 
 
 def test_square_model_predicts_the_square(square_model, make_square_scan) -> None:
@@ -54,7 +63,7 @@ def test_hooks_are_removed_when_the_cam_fails(tiny_checkpoint, samples_dir, hook
     def boom(self, *args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(GradCAM, "forward", boom)
+    monkeypatch.setattr(BaseCAM, "forward", boom)  # every method's forward
     explainer = Explainer(load_model(tiny_checkpoint))
     with pytest.raises(RuntimeError, match="boom"):
         explainer.explain(read_scan(next((samples_dir / "notumor").iterdir())))

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from braintumor.cli import main
+from braintumor.models import model_info
 
 
 def _inputs(samples_dir: Path, tmp_path: Path, make_head_scan) -> list[Path]:
@@ -39,6 +40,22 @@ def test_method_target_and_colorbar(tiny_checkpoint, samples_dir, tmp_path, make
     w, h = Image.open(tmp_path / "o" / "wide_head.png").size
     assert h == 200 and w > 300
     assert "map of notumor" in capsys.readouterr().out
+
+
+def test_layer_option_hooks_another_layer_and_a_wrong_one_is_a_message(
+    tiny_checkpoint, samples_dir, tmp_path, capsys
+) -> None:
+    scan = str(next(samples_dir.glob("glioma/*.jpg")))
+    model = ["--model", str(tiny_checkpoint)]
+    assert main(["explain", *model, scan, "--layer", "features.2", "--out", str(tmp_path / "a")]) == 0
+    assert main(["explain", *model, scan, "--out", str(tmp_path / "b")]) == 0
+    stem = Path(scan).stem
+    a, b = (np.asarray(Image.open(tmp_path / d / f"{stem}.png")) for d in "ab")
+    assert a.shape == b.shape and not np.array_equal(a, b)  # another layer, another map
+    capsys.readouterr()
+    assert main(["explain", *model, scan, "--layer", "blocks.99", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "has no layer 'blocks.99'" in err and "Traceback" not in err
 
 
 def test_folder_input_and_an_unreadable_file(tiny_checkpoint, samples_dir, tmp_path, capsys) -> None:
@@ -78,6 +95,7 @@ def test_boxes_mode_writes_localization_json_and_prints_a_table(biased_checkpoin
     assert "pointing-game hit rate" in printed and "CAM energy in box" in printed
     report = json.loads((out / "localization.json").read_text())
     assert report["n_scored"] == 3 and report["model"] == model
+    assert report["method"] == "layercam" and report["layer"] == model_info("simple_cnn").gradcam_layer
     assert set(report["pointing_game"]) == {"model", "uniform", "centre"}
     assert report["energy_inside_box"]["uniform"]["mean"] == pytest.approx(31 * 31 / 60000)
     assert main([*args, "--normal-class", "meningioma"]) == 0

@@ -113,6 +113,7 @@ class _FakeExplainer:
     def __init__(self) -> None:
         self.class_names = ["glioma", "notumor"]
         self.method = "gradcam"
+        self.layer_name = "features.3"
         self.loaded = type("Loaded", (), {"arch": "fake"})()
 
     def explain(self, scan):

@@ -55,6 +55,26 @@ def test_dropout_sits_before_the_head(name: str, tiny_options) -> None:
     assert isinstance(before, nn.Dropout) and before.p == 0.35
 
 
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_cam_layer_is_the_last_block_at_stride_8(variant: int) -> None:
+    # The localisation study chose the end of the stride-8 stage for Lite0; Lite1/2 get the same stage.
+    name = f"efficientnet_lite{variant}"
+    model = create_model(name, num_classes=4, pretrained=False).eval()
+    layer = gradcam_layer(model)
+    n_blocks = len(model.blocks)
+    index = int(model_info(name).gradcam_layer.split(".")[1])
+    shapes = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: shapes.append(out.shape))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, 192, 192))
+    finally:
+        handle.remove()
+    assert shapes[0][2:] == (24, 24)  # stride 8
+    assert model.blocks[index + 1].depthwise[0].stride == (2, 2)  # the next block starts the stride-16 stage
+    assert index < n_blocks - 1
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_gradcam_layer_gives_spatial_activations_and_gradients(name: str, tiny_options) -> None:
     model = _make(name, tiny_options).eval()

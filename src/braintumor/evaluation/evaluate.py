@@ -121,7 +121,7 @@ def leak_flags(
 
 
 def _examples(loaded, cache, samples, files, labels, probs, k) -> tuple[list[Example], str]:
-    """The k most confident mistakes: the image the model saw and, via the Grad-CAM hook, an overlay."""
+    """The k most confident mistakes: the image the model saw and, via the CAM hook, an overlay."""
     rows = worst_misclassified(labels, probs, k)
     names = loaded.class_names
     preds = [int(probs[i].argmax()) for i in rows]

@@ -1,4 +1,4 @@
-"""The scans a reader should look at: the most confident mistakes, with Grad-CAM overlays where available."""
+"""The scans a reader should look at: the most confident mistakes, with LayerCAM overlays where available."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def worst_misclassified(labels: np.ndarray, probs: np.ndarray, k: int = 12) -> l
 
 
 def gradcam_overlays(loaded, paths: Sequence[Path], targets: Sequence[int]) -> tuple[list[np.ndarray | None], str]:
-    """Grad-CAM overlay hook for the report: RGB overlays of the `targets` class on each original scan.
+    """CAM overlay hook for the report: RGB overlays (the explainer's default method) of the `targets` class.
 
     Uses `braintumor.explain` (`Explainer`, `overlay_image`) when it is installed and working; the
     report falls back to the plain model input otherwise. Never raises: a failure is logged and
@@ -42,8 +42,8 @@ def gradcam_overlays(loaded, paths: Sequence[Path], targets: Sequence[int]) -> t
         from braintumor.explain.cam import Explainer
         from braintumor.explain.overlay import overlay_image
     except ImportError as exc:  # explain not installed (grad-cam missing) or not in this version
-        log.warning("Grad-CAM overlays skipped: %s", exc)
-        return [None] * len(paths), f"Grad-CAM overlays unavailable ({exc}); showing the model input instead."
+        log.warning("CAM overlays skipped: %s", exc)
+        return [None] * len(paths), f"CAM overlays unavailable ({exc}); showing the model input instead."
     from braintumor.io import read_scan
 
     explainer = Explainer(loaded)
@@ -54,8 +54,8 @@ def gradcam_overlays(loaded, paths: Sequence[Path], targets: Sequence[int]) -> t
             scan = read_scan(path)
             overlays.append(overlay_image(scan, explainer.explain(scan, target=int(target)).cam))
         except Exception as exc:  # one bad overlay must not abort the report; it is listed below
-            log.warning("Grad-CAM overlay failed for %s: %s", path, exc)
+            log.warning("CAM overlay failed for %s: %s", path, exc)
             overlays.append(None)
             failed.append(f"{Path(path).name} ({type(exc).__name__}: {exc})")
-    note = f"Grad-CAM overlay failed for: {'; '.join(failed)}." if failed else ""
+    note = f"CAM overlay failed for: {'; '.join(failed)}." if failed else ""
     return overlays, note

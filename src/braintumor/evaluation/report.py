@@ -126,7 +126,7 @@ def _thumbnails(result: EvaluationResult) -> str:
     cells = []
     for ex in result.examples:
         shown = ex.overlay if ex.overlay is not None else ex.image
-        kind = "Grad-CAM of the predicted class" if ex.overlay is not None else "model input"
+        kind = "LayerCAM of the predicted class" if ex.overlay is not None else "model input"
         leak = ' <span class="leak">copy in training</span>' if ex.leaks else ""
         cells.append(
             f'<figure><img src="{image_data_uri(shown)}" alt="{escape(ex.file)}"><figcaption>'

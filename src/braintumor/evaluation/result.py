@@ -60,7 +60,7 @@ class Example:
         true / predicted: class names.
         confidence: calibrated probability of the predicted class.
         image: the uint8 (S, S) image the model saw.
-        overlay: RGB uint8 Grad-CAM overlay on the original scan, when `braintumor.explain` could make one.
+        overlay: RGB uint8 LayerCAM overlay on the original scan, when `braintumor.explain` could make one.
         leaks: True when the leak audit found a copy of it in the training data (None: not audited).
     """
 

@@ -1,9 +1,10 @@
-"""Grad-CAM explanations: maps on the original scan, overlays, and localisation scoring against tumour boxes.
+"""Class activation maps (LayerCAM, Grad-CAM, Grad-CAM++) on the original scan, overlays, and localisation
+scoring against tumour boxes.
 
 One code path serves the CLI, the evaluation report and the service::
 
     loaded = load_model(path)
-    explainer = Explainer(loaded, method="gradcam")      # once
+    explainer = Explainer(loaded)   # once; method="layercam" by default
     exp = explainer.explain(read_scan(file))             # per scan; exp.cam has the scan's size
     png = overlay_png(scan, exp.cam, colorbar=True)
 """

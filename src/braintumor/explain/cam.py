@@ -1,4 +1,4 @@
-"""Grad-CAM and Grad-CAM++ on a trained checkpoint, mapped back onto the original scan.
+"""LayerCAM, Grad-CAM and Grad-CAM++ on a trained checkpoint, mapped back onto the original scan.
 
 The CAM arithmetic is pytorch-grad-cam's; this module adds what the project needs around it: the
 model's own preprocessing (`ScanPipeline`), the registry's target layer, calibrated probabilities,
@@ -16,16 +16,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from braintumor.data.pipeline import ScanPipeline
 from braintumor.explain.geometry import Box, cam_to_original, crop_box
 from braintumor.io import Scan
-from braintumor.models import LoadedModel, gradcam_layer
+from braintumor.models import LoadedModel, gradcam_layer, model_info
 
-METHODS: dict[str, type[BaseCAM]] = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+# LayerCAM (Jiang et al., IEEE TIP 2021) weighs each activation by its own positive gradient instead of one
+# weight per channel, so it stays faithful on the earlier, finer layers where Grad-CAM's channel averages wash
+# out. On the shipped model it is the default because it points at the tumour far more often (MODEL_CARD.md,
+# "Where it looks"); Grad-CAM and Grad-CAM++ remain for comparison with the literature.
+METHODS: dict[str, type[BaseCAM]] = {"layercam": LayerCAM, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+DEFAULT_METHOD = "layercam"
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class Explanation:
 
     Attributes:
         cam: float32 (H, W) in [0, 1] at the original scan's size and position; 0 outside the head crop.
-        method: "gradcam" or "gradcam++".
+        method: a name from `METHODS`.
         predicted: index of the predicted class.
         target: index of the class the map explains (the predicted one unless another was asked for).
         class_names: output index -> class name.
@@ -103,15 +108,30 @@ class Explainer:
 
     Args:
         loaded: a checkpoint from `braintumor.models.load_model`.
-        method: default method, "gradcam" or "gradcam++".
+        method: default method, a name from `METHODS`.
+        layer: module path of the layer to hook (as `nn.Module.get_submodule` takes it, e.g. ``"blocks.10"``);
+            None uses the architecture's registered CAM layer.
+
+    Raises:
+        ValueError: unknown method, or a layer path the network does not have.
     """
 
-    def __init__(self, loaded: LoadedModel, *, method: str = "gradcam") -> None:
+    def __init__(self, loaded: LoadedModel, *, method: str = DEFAULT_METHOD, layer: str | None = None) -> None:
         self.loaded = loaded
         self.method = check_method(method)
         self.pipeline = ScanPipeline.for_model(loaded)
         self.model = copy.deepcopy(loaded.model).eval()
-        self.layer = gradcam_layer(self.model)
+        self.layer_name = layer or model_info(loaded.arch).gradcam_layer
+        if layer is None:
+            self.layer = gradcam_layer(self.model)
+        else:
+            try:
+                self.layer = self.model.get_submodule(layer)
+            except AttributeError:
+                raise ValueError(
+                    f"{loaded.arch} has no layer '{layer}'; give a module path such as "
+                    f"'{model_info(loaded.arch).gradcam_layer}' (see `model.named_modules()`)"
+                ) from None
         self.device = next(self.model.parameters()).device
         self._lock = threading.Lock()
 
@@ -138,7 +158,7 @@ class Explainer:
         Args:
             scan: a `Scan` from `braintumor.io.read_scan`, or a 2-D uint8 array.
             target: class to explain, by index or name; None explains the predicted class.
-            method: "gradcam" or "gradcam++"; None uses the explainer's default.
+            method: a name from `METHODS`; None uses the explainer's default.
 
         Returns:
             The map, the prediction and the calibrated probabilities.
@@ -183,14 +203,14 @@ class Explainer:
 
 
 def explain_scan(
-    loaded: LoadedModel, scan: Scan | np.ndarray, *, method: str = "gradcam", target: int | str | None = None
+    loaded: LoadedModel, scan: Scan | np.ndarray, *, method: str = DEFAULT_METHOD, target: int | str | None = None
 ) -> Explanation:
     """Explain one scan (a one-off convenience; make one `Explainer` for many scans).
 
     Args:
         loaded: a checkpoint from `braintumor.models.load_model`.
         scan: a `Scan` from `braintumor.io.read_scan`, or a 2-D uint8 array.
-        method: "gradcam" or "gradcam++".
+        method: a name from `METHODS`.
         target: class to explain, by index or name; None explains the predicted class.
 
     Returns:

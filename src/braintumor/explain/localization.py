@@ -127,7 +127,8 @@ def format_table(report: dict) -> str:
         f"{report['n_scored']} scans called tumour scored, of {report['n_boxes']} boxes "
         f"({report['n_called_normal']} called {'/'.join(report['normal_classes']) or 'normal'}, "
         f"{report['n_errors']} unreadable or bad boxes, {report['n_empty_cam']} empty CAMs); "
-        f"{report['method']}, pointing tolerance {report['tolerance_px']:g} px, 95 % bootstrap CIs"
+        f"{report['method']} on {report.get('layer') or '?'}, pointing tolerance {report['tolerance_px']:g} px, "
+        "95 % bootstrap CIs"
     )
     lines = [head, f"{'':24}{'model':>26}{'uniform map':>26}{'image centre':>26}"]
     for key, title in (("pointing_game", "pointing-game hit rate"), ("energy_inside_box", "CAM energy in box")):

@@ -114,6 +114,7 @@ def localization_report(
         "arch": explainer.loaded.arch,
         "class_names": explainer.class_names,
         "method": explainer.method,
+        "layer": explainer.layer_name,
         "target": "predicted class",
         "tolerance_px": tolerance,
         "centre_sigma_frac": CENTRE_SIGMA,

@@ -39,7 +39,7 @@ def predict_files(
     """Read, predict and write every file; one stderr line per unreadable or refused file, the rest go on.
 
     Files are decoded on a few threads (decoders release the GIL) while batches run through the model.
-    With `explain_dir`, a Grad-CAM overlay `<stem>_gradcam.png` is written for every predicted scan.
+    With `explain_dir`, a CAM overlay (LayerCAM) `<stem>_gradcam.png` is written for every predicted scan.
     """
     err = err or sys.stderr  # looked up per call: tests and callers may swap sys.stderr
     summary = BatchSummary()

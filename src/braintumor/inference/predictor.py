@@ -162,9 +162,9 @@ class Predictor:
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
     def explain_png(
-        self, scan: Scan, *, target: str | None = None, method: str = "gradcam", colorbar: bool = False
+        self, scan: Scan, *, target: str | None = None, method: str | None = None, colorbar: bool = False
     ) -> tuple[bytes, Any]:
-        """Grad-CAM overlay (PNG bytes at the scan's size) and the `braintumor.explain` Explanation.
+        """CAM overlay (PNG bytes at the scan's size; `method` None = the explainer's default) and the Explanation.
 
         Raises:
             ValueError: no PyTorch checkpoint to explain with, or an unknown target class or method.

@@ -3,7 +3,7 @@
 Modelled on timm's `_registry.py` / `_factory.py`, cut down to what this project needs: no aliases, no
 pretrained tags, no hub lookups. A builder is a function `name(*, num_classes, in_chans, pretrained, drop_rate,
 **options) -> nn.Module`; the decorator records what other code needs to know without building the model
-(input size, normalization, whether ImageNet weights exist, the Grad-CAM layer). `create_model` checks the
+(input size, normalization, whether ImageNet weights exist, the CAM layer). `create_model` checks the
 arguments once, here, so every builder can assume they are valid, and tags the model with the arguments
 that rebuild it (`creation_args`), which is what lets a checkpoint describe itself.
 """
@@ -34,7 +34,7 @@ class ModelInfo:
         mean: per-channel RGB mean its pretrained weights expect, or None when it has no pretrained weights.
         std: per-channel RGB standard deviation to match `mean`, or None.
         has_pretrained: whether `create_model(name, pretrained=True)` can load ImageNet weights.
-        gradcam_layer: module path (as for `nn.Module.get_submodule`) of the Grad-CAM target layer.
+        gradcam_layer: module path (as for `nn.Module.get_submodule`) of the CAM layer (all methods hook it).
         options: extra keyword options the builder accepts (e.g. ``("width",)``).
         summary: one line describing the model (the builder's docstring).
     """
@@ -72,7 +72,7 @@ def register_model(
 
     Args:
         image_size: default square input side in pixels.
-        gradcam_layer: module path of the layer Grad-CAM should hook (e.g. ``"features.8"``).
+        gradcam_layer: module path of the layer the CAM methods should hook (e.g. ``"features.8"``).
         pretrained: whether the builder can load ImageNet weights.
         mean: RGB mean the pretrained weights expect (required when `pretrained`).
         std: RGB standard deviation the pretrained weights expect (required when `pretrained`).
@@ -180,6 +180,6 @@ def arch_of(model: nn.Module) -> str:
 
 
 def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The Grad-CAM target layer of a model made by `create_model`, as named in its registry entry."""
+    """The CAM target layer of a model made by `create_model`, as named in its registry entry."""
     inner = getattr(model, "_orig_mod", model)
     return inner.get_submodule(model_info(arch_of(inner)).gradcam_layer)

@@ -59,17 +59,19 @@ async def predict(request: Request, service: ServiceDep) -> PredictResponse:
     "/explain",
     response_class=Response,
     openapi_extra=_multipart("file", many=False),
-    responses={200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay at the scan's own size"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "class activation map overlay at the scan's own size"}
+    },
 )
 async def explain(
     request: Request,
     service: ServiceDep,
     target: str | None = Query(None, description="class to explain (default: the predicted class)"),
-    method: Literal["gradcam", "gradcam++"] = Query("gradcam"),
+    method: Literal["layercam", "gradcam", "gradcam++"] = Query("layercam", description="CAM method"),
     colorbar: bool = Query(False, description="add a colour bar on the right"),
 ) -> Response:
-    """Grad-CAM overlay (PNG) of one scan. The predicted label and confidence come in `X-Braintumor-*` headers
-    (the label percent-encoded); a refused or unreadable scan gets 422 and no map."""
+    """Class activation map overlay (PNG) of one scan. The predicted label and confidence come in
+    `X-Braintumor-*` headers (the label percent-encoded); a refused or unreadable scan gets 422 and no map."""
     if target is not None and target not in service.predictor.class_names:
         raise ApiError(
             400, f"unknown target class; the model's classes are: {', '.join(service.predictor.class_names)}"

@@ -1,4 +1,4 @@
-// braintumor web page: upload scans, show calibrated probabilities and Grad-CAM overlays.
+// braintumor web page: upload scans, show calibrated probabilities and LayerCAM overlays.
 // Vanilla JS, no build step, no external requests. Every text from the server or a file name is set with
 // textContent (never innerHTML), so a hostile file name cannot inject markup.
 "use strict";
@@ -138,7 +138,7 @@ async function toggleOverlay(card, file, checkbox) {
   }
   img.src = img.dataset.overlay;
   img.hidden = false;
-  img.alt = "Grad-CAM overlay of " + file.name;
+  img.alt = "LayerCAM overlay of " + file.name;
   card.querySelector(".no-preview").hidden = true;
 }
 
