@@ -1,12 +1,13 @@
-"""Memory of a long-lived explainer: resident-set growth over many Grad-CAM explanations in one process.
+"""Memory of a long-lived explainer: resident-set growth over many CAM explanations in one process.
 
 Usage:
     python benchmarks/explain_memory.py [--model PATH] [--n 1000] [--warmup 100] [--no-overlay] [--max-growth-mb 50]
 
 Without --model a small untrained simple_cnn checkpoint (4 classes, 1 channel, 128 px) is written to a
-temporary folder. Scans are the sample JPEGs shipped in the package, read once; each call alternates
-Grad-CAM and Grad-CAM++ and (unless --no-overlay) encodes the overlay PNG, every tenth with a colour bar,
-as the service would. RSS comes from /proc/self/statm (Linux).
+temporary folder; `--model default` is the shipped model. Scans are the sample JPEGs shipped in the package,
+read once; each call cycles through the CAM methods (LayerCAM, Grad-CAM, Grad-CAM++) and (unless
+--no-overlay) encodes the overlay PNG, every tenth with a colour bar, as the service would. RSS comes from
+/proc/self/statm (Linux).
 
 Two figures are printed. Raw RSS moves up and down by tens of MiB between readings: glibc keeps freed
 heap pages of the many 1-3 MiB image buffers instead of returning them at once. The retained figure asks
@@ -34,6 +35,7 @@ from braintumor.data.preprocess import Preprocess
 from braintumor.explain import METHODS, Explainer, overlay_png
 from braintumor.io import read_scan
 from braintumor.models import create_model, load_model, save_checkpoint
+from braintumor.models.default import resolve_model_path
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "braintumor" / "samples"
 
@@ -106,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="braintumor-bench-") as tmp:
-        loaded = load_model(args.model or small_checkpoint(Path(tmp)))
+        loaded = load_model(resolve_model_path(args.model) if args.model else small_checkpoint(Path(tmp)))
     scans = [read_scan(p) for p in sorted(SAMPLES.glob("*/*.jpg"))]
     explainer = Explainer(loaded)
     trim = _malloc_trim()
