@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from braintumor import DISCLAIMER
+from braintumor.explain import METHODS
+from braintumor.models import model_info
 
 KEYS = {"file", "label", "probabilities", "confidence", "in_distribution", "error", "ood_score", "note", "disclaimer"}
 
@@ -31,6 +33,12 @@ def test_health_and_model(client: httpx.Client) -> None:
     assert model["disclaimer"] == DISCLAIMER
     assert model["limits"] == {"max_file_bytes": 2 * 2**20, "max_request_bytes": 8 * 2**20, "max_files": 8}
     assert {"jpg", "dcm", "nii.gz"} <= set(model["accepted_formats"])
+    assert model["explanation"] == {
+        "available": True,
+        "methods": list(METHODS),  # the API offers exactly what the explainer has, LayerCAM first
+        "default_method": "layercam",
+        "layer": model_info("simple_cnn").gradcam_layer,
+    }
 
 
 def test_predict_many_jpegs(client: httpx.Client, samples_dir: Path) -> None:
@@ -113,6 +121,8 @@ def test_page_and_docs(client: httpx.Client) -> None:
     assert client.get("/static/app.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/api/v1/predict", "/api/v1/explain", "/api/v1/health", "/api/v1/model"} <= set(schema["paths"])
+    (method,) = [p for p in schema["paths"]["/api/v1/explain"]["post"]["parameters"] if p["name"] == "method"]
+    assert method["schema"]["enum"] == list(METHODS) and method["schema"]["default"] == "layercam"
     body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body
     assert client.get("/docs").status_code == 200
@@ -126,3 +136,20 @@ def test_mixed_request_reports_bad_files_per_item(client: httpx.Client, samples_
     good, bad = r.json()["predictions"]
     assert good["label"] is not None and bad["label"] is None
     assert "plain text" in bad["error"]
+
+
+def test_an_onnx_only_server_says_it_cannot_explain(serve_factory, tiny_checkpoint, samples_dir, tmp_path_factory):
+    from braintumor.inference import export_onnx
+    from braintumor.models import load_model
+    from braintumor.serve.settings import ServeSettings
+
+    onnx = export_onnx(load_model(tiny_checkpoint), tmp_path_factory.mktemp("onnx_only") / "tiny.onnx")
+    server = serve_factory(ServeSettings(model=str(onnx), backend="onnx"))
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        assert c.get("/api/v1/model").json()["explanation"]["available"] is False
+        scan = _sample(samples_dir)
+        r = c.post("/api/v1/explain", files={"file": (scan.name, scan.read_bytes(), "image/jpeg")})
+        assert r.status_code == 501 and "PyTorch checkpoint" in r.json()["detail"]
+        assert (
+            c.post("/api/v1/predict", files={"files": (scan.name, scan.read_bytes(), "image/jpeg")}).status_code == 200
+        )

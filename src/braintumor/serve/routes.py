@@ -10,7 +10,16 @@ from fastapi.responses import Response
 
 from braintumor import DISCLAIMER, __version__
 from braintumor.io import SCAN_SUFFIXES
-from braintumor.serve.schemas import ErrorOut, HealthOut, LimitsOut, ModelOut, PredictionOut, PredictResponse
+from braintumor.models import list_models, model_info
+from braintumor.serve.schemas import (
+    ErrorOut,
+    ExplanationOut,
+    HealthOut,
+    LimitsOut,
+    ModelOut,
+    PredictionOut,
+    PredictResponse,
+)
 from braintumor.serve.security import require_token
 from braintumor.serve.service import ServiceDep
 from braintumor.serve.uploads import ApiError, read_uploads
@@ -23,6 +32,10 @@ def _multipart(field: str, many: bool) -> dict:
     body = {"type": "object", "required": [field], "properties": {field: schema}}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": body}}}}
 
+
+# The explain endpoint's methods, default first, as its `method` parameter lists them; a test keeps both equal
+# to braintumor.explain.METHODS. Spelled out so that starting the server does not import pytorch-grad-cam.
+CAM_METHODS = ("layercam", "gradcam", "gradcam++")
 
 _ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 501, 503)}
 
@@ -108,4 +121,10 @@ async def model(service: ServiceDep) -> ModelOut:
         version=__version__,
         accepted_formats=[s.lstrip(".") for s in SCAN_SUFFIXES],
         limits=LimitsOut(**vars(limits)),
+        explanation=ExplanationOut(
+            available=service.predictor.checkpoint is not None,
+            methods=list(CAM_METHODS),
+            default_method=CAM_METHODS[0],
+            layer=model_info(card["arch"]).gradcam_layer if card.get("arch") in list_models() else None,
+        ),
     )

@@ -52,6 +52,15 @@ class HealthOut(BaseModel):
     version: str
 
 
+class ExplanationOut(BaseModel):
+    """What `POST /api/v1/explain` draws: the CAM methods it takes and the layer it hooks."""
+
+    available: bool = Field(description="false when the server runs an ONNX file only (no gradients)")
+    methods: list[str]
+    default_method: str
+    layer: str | None = Field(description="module path of the hooked layer, from the architecture's registry entry")
+
+
 class LimitsOut(BaseModel):
     max_file_bytes: int
     max_request_bytes: int
@@ -73,4 +82,5 @@ class ModelOut(BaseModel):
     version: str = Field(description="braintumor version")
     accepted_formats: list[str]
     limits: LimitsOut
+    explanation: ExplanationOut
     disclaimer: str = DISCLAIMER
