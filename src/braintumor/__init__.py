@@ -6,3 +6,7 @@ Research software, not a medical device: never use its output for diagnosis.
 __version__ = "0.1.0"
 
 DISCLAIMER = "Research use only. Not a medical device; not for diagnosis or treatment decisions."
+
+# Names of the class-activation-map methods, the default first. `braintumor.explain.METHODS` maps them to
+# pytorch-grad-cam classes; the names live here so the CLI and the server can list them without importing it.
+CAM_METHODS = ("layercam", "gradcam", "gradcam++")

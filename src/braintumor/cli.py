@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from braintumor import DISCLAIMER, __version__
+from braintumor import CAM_METHODS, DISCLAIMER, __version__
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
@@ -165,8 +165,8 @@ def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for the overlay PNGs (required), or for localization.json")
     p.add_argument(
         "--method",
-        choices=("layercam", "gradcam", "gradcam++"),
-        default="layercam",
+        choices=CAM_METHODS,
+        default=CAM_METHODS[0],
         help="CAM method (LayerCAM points at tumours most often; see MODEL_CARD.md)",
     )
     p.add_argument(

@@ -20,6 +20,7 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from braintumor import CAM_METHODS
 from braintumor.data.pipeline import ScanPipeline
 from braintumor.explain.geometry import Box, cam_to_original, crop_box
 from braintumor.io import Scan
@@ -29,8 +30,8 @@ from braintumor.models import LoadedModel, gradcam_layer, model_info
 # weight per channel, so it stays faithful on the earlier, finer layers where Grad-CAM's channel averages wash
 # out. On the shipped model it is the default because it points at the tumour far more often (MODEL_CARD.md,
 # "Where it looks"); Grad-CAM and Grad-CAM++ remain for comparison with the literature.
-METHODS: dict[str, type[BaseCAM]] = {"layercam": LayerCAM, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
-DEFAULT_METHOD = "layercam"
+METHODS: dict[str, type[BaseCAM]] = dict(zip(CAM_METHODS, (LayerCAM, GradCAM, GradCAMPlusPlus), strict=True))
+DEFAULT_METHOD = CAM_METHODS[0]
 
 
 @dataclass(frozen=True)
@@ -121,17 +122,8 @@ class Explainer:
         self.method = check_method(method)
         self.pipeline = ScanPipeline.for_model(loaded)
         self.model = copy.deepcopy(loaded.model).eval()
+        self.layer = gradcam_layer(self.model, layer)
         self.layer_name = layer or model_info(loaded.arch).gradcam_layer
-        if layer is None:
-            self.layer = gradcam_layer(self.model)
-        else:
-            try:
-                self.layer = self.model.get_submodule(layer)
-            except AttributeError:
-                raise ValueError(
-                    f"{loaded.arch} has no layer '{layer}'; give a module path such as "
-                    f"'{model_info(loaded.arch).gradcam_layer}' (see `model.named_modules()`)"
-                ) from None
         self.device = next(self.model.parameters()).device
         self._lock = threading.Lock()
 

@@ -179,7 +179,18 @@ def arch_of(model: nn.Module) -> str:
     return args["arch"]
 
 
-def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The CAM target layer of a model made by `create_model`, as named in its registry entry."""
+def gradcam_layer(model: nn.Module, name: str | None = None) -> nn.Module:
+    """The CAM target layer of a model made by `create_model`: its registry entry's, or the module path `name`.
+
+    Raises:
+        ValueError: `name` is not a module of the model.
+    """
     inner = getattr(model, "_orig_mod", model)
-    return inner.get_submodule(model_info(arch_of(inner)).gradcam_layer)
+    registered = model_info(arch_of(inner)).gradcam_layer
+    try:
+        return inner.get_submodule(name or registered)
+    except AttributeError:
+        raise ValueError(
+            f"{arch_of(inner)} has no layer '{name}'; give a module path such as '{registered}' "
+            "(see `model.named_modules()`)"
+        ) from None

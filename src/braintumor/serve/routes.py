@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from braintumor import DISCLAIMER, __version__
+from braintumor import CAM_METHODS, DISCLAIMER, __version__
 from braintumor.io import SCAN_SUFFIXES
 from braintumor.models import list_models, model_info
 from braintumor.serve.schemas import (
@@ -32,10 +32,6 @@ def _multipart(field: str, many: bool) -> dict:
     body = {"type": "object", "required": [field], "properties": {field: schema}}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": body}}}}
 
-
-# The explain endpoint's methods, default first, as its `method` parameter lists them; a test keeps both equal
-# to braintumor.explain.METHODS. Spelled out so that starting the server does not import pytorch-grad-cam.
-CAM_METHODS = ("layercam", "gradcam", "gradcam++")
 
 _ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 501, 503)}
 
@@ -80,7 +76,7 @@ async def explain(
     request: Request,
     service: ServiceDep,
     target: str | None = Query(None, description="class to explain (default: the predicted class)"),
-    method: Literal["layercam", "gradcam", "gradcam++"] = Query("layercam", description="CAM method"),
+    method: Literal[CAM_METHODS] = Query(CAM_METHODS[0], description="CAM method"),
     colorbar: bool = Query(False, description="add a colour bar on the right"),
 ) -> Response:
     """Class activation map overlay (PNG) of one scan. The predicted label and confidence come in
