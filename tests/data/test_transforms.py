@@ -12,7 +12,7 @@ from PIL import Image
 
 from braintumor.cli import main
 from braintumor.data import AugmentConfig, Preprocess, build_transforms, load_preprocessed, save_augment_grid
-from braintumor.data.mri_transforms import PercentileNormalize, RandomCLAHE
+from braintumor.data.mri_transforms import PercentileNormalize, RandomCLAHE, RandomIntensityRemap
 
 PROBABILITIES = [f.name for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_p")]
 
@@ -70,6 +70,23 @@ def test_clahe_raises_local_contrast_and_percentile_norm_stretches():
     assert torch.equal(PercentileNormalize()(const), const)
 
 
+def test_intensity_remap_follows_its_curve_keeps_black_and_can_invert():
+    ramp = torch.linspace(0, 1, 97).reshape(1, 1, 97)
+    remap = RandomIntensityRemap(p=1.0, points=3)
+    knots = torch.tensor([0.0, 0.9, 0.2, 0.6, 0.1])  # 0 -> 0, then values at 1/4, 1/2, 3/4 and 1
+    out = remap.transform(ramp, {"values": knots})
+    expected = torch.from_numpy(np.interp(ramp.numpy(), np.linspace(0, 1, 5), knots.numpy())).float()
+    torch.testing.assert_close(out, expected)
+    assert out[0, 0, 0] == 0 and out.min() >= 0 and out.max() <= 1
+    assert out[0, 0, -1] < out[0, 0, 24]  # bright became dark: a sequence-like contrast change
+    assert torch.equal(RandomIntensityRemap(p=0.0)(ramp), ramp)
+    torch.manual_seed(0)
+    curves = [remap(ramp) for _ in range(20)]
+    assert all(c[0, 0, 0] == 0 for c in curves) and len({round(float(c.mean()), 4) for c in curves}) == 20
+    with pytest.raises(ValueError, match="points must be at least 1"):
+        RandomIntensityRemap(points=0)
+
+
 def test_per_scan_normalisation_option(image):
     dim = (image // 4).astype(np.uint8)
     out = build_transforms(None, train=False, in_chans=1, mean=[0.0], std=[1.0], per_scan_norm=True)(dim)
@@ -114,6 +131,7 @@ def test_config_from_yaml_round_trip(tmp_path):
         ("scale: 0.9\n", r"'scale' must be a \[low, high\] pair"),
         ("noise_p: 1.5\n", "'noise_p' is a probability"),
         ("gamma: [1.3, 0.7]\n", "'gamma' must be a range"),
+        ("remap_points: 0\n", "'remap_points' must be at least 1"),
         ("- 1\n- 2\n", "expected a mapping"),
         ("a: [1\n", "not valid YAML"),
     ],

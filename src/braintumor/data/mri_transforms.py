@@ -1,4 +1,5 @@
-"""torchvision.transforms.v2 transforms that torchvision lacks: CLAHE, random gamma, per-scan normalisation.
+"""torchvision.transforms.v2 transforms that torchvision lacks: CLAHE, random gamma, random intensity
+remapping, per-scan normalisation.
 
 They act on float images in [0, 1] of shape (..., C, H, W) and pass other inputs (labels, boxes)
 through, like every v2 transform. Module-level classes with plain attributes, so they pickle to
@@ -77,6 +78,48 @@ class RandomGamma(v2.Transform):
         if params["gamma"] == 1.0:
             return inpt
         return _as_image_like(inpt.clamp(0, 1).pow(params["gamma"]), inpt)
+
+
+class RandomIntensityRemap(v2.Transform):
+    """Random piecewise-linear, possibly non-monotonic, intensity curve with probability `p`.
+
+    The same tissue is bright on one MRI sequence and dark on another (CSF: dark on T1, bright on
+    T2 and FLAIR), so a model trained on sets where each class comes mostly from one sequence learns
+    the sequence instead of the tumour. Remapping intensities through a random curve keeps shapes
+    and edges but breaks the link between a class and one intensity profile (the idea behind
+    random-contrast augmentation such as SynthSeg's and GIN's). Black stays black (0 maps to 0), so
+    the background and the head outline are kept.
+
+    Args:
+        p: probability of applying it, 0-1.
+        points: number of interior knots of the curve (evenly spaced in [0, 1], each with a value
+            drawn uniformly from [0, 1], plus a knot at 1); 2-5 typical, more is wilder.
+    """
+
+    _transformed_types = (tv_tensors.Image, torch.Tensor)
+
+    def __init__(self, p: float = 1.0, points: int = 3) -> None:
+        super().__init__()
+        if points < 1:
+            raise ValueError(f"points must be at least 1, got {points}")
+        self.p, self.points = p, points
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        if self.p <= 0 or float(torch.rand(())) >= self.p:
+            return {"values": None}
+        return {"values": torch.cat([torch.zeros(1), torch.rand(self.points + 1)])}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        values = params["values"]
+        if values is None:
+            return inpt
+        values = values.to(inpt.device)
+        segments = len(values) - 1
+        pos = inpt.clamp(0, 1) * segments
+        idx = pos.floor().clamp_max(segments - 1).long()
+        frac = pos - idx
+        out = values[idx] + frac * (values[idx + 1] - values[idx])
+        return _as_image_like(out, inpt)
 
 
 class PercentileNormalize(v2.Transform):

@@ -1,7 +1,7 @@
 """Training and evaluation transforms: uint8 (S, S) array -> normalised float tensor (C, S, S).
 
-Built from torchvision.transforms.v2 plus three MRI transforms (CLAHE, gamma, per-scan
-percentile normalisation, in `mri_transforms`). All settings come from one frozen
+Built from torchvision.transforms.v2 plus four MRI transforms (CLAHE, gamma, random intensity
+curves, per-scan percentile normalisation, in `mri_transforms`). All settings come from one frozen
 `AugmentConfig`, loadable from YAML, so a run folder can store exactly what was used.
 """
 
@@ -18,7 +18,7 @@ import torch
 import yaml
 from torchvision.transforms import InterpolationMode, v2
 
-from braintumor.data.mri_transforms import PercentileNormalize, RandomCLAHE, RandomGamma
+from braintumor.data.mri_transforms import PercentileNormalize, RandomCLAHE, RandomGamma, RandomIntensityRemap
 from braintumor.data.preprocess import Preprocess, load_preprocessed
 
 
@@ -44,6 +44,8 @@ class AugmentConfig:
     contrast: float = 0.15  # max relative contrast change, 0-0.4
     gamma_p: float = 0.3  # probability of a gamma change
     gamma: tuple[float, float] = (0.8, 1.25)  # gamma exponent range (log-uniform), (1, 1) is off
+    remap_p: float = 0.0  # probability of a random, possibly non-monotonic intensity curve (sequence change); 0-0.5
+    remap_points: int = 3  # interior knots of that curve, 2-5; more is wilder
     clahe_p: float = 0.1  # probability of CLAHE (local contrast equalisation)
     clahe_clip: float = 2.0  # CLAHE clip limit, 1-4
     clahe_grid: int = 8  # CLAHE tiles per side, 4-16
@@ -63,6 +65,8 @@ class AugmentConfig:
                 raise ValueError(f"augmentation '{f.name}' must not be negative, got {value}")
         if self.scale[0] <= 0 or self.gamma[0] <= 0:
             raise ValueError("augmentation 'scale' and 'gamma' ranges must be above 0")
+        if self.remap_points < 1:
+            raise ValueError(f"augmentation 'remap_points' must be at least 1, got {self.remap_points}")
         if self.clahe_grid < 1:
             raise ValueError(f"augmentation 'clahe_grid' must be at least 1, got {self.clahe_grid}")
 
@@ -145,6 +149,10 @@ def build_augment(cfg: AugmentConfig) -> v2.Compose:
         RandomCLAHE(p=cfg.clahe_p, clip_limit=cfg.clahe_clip, tile_grid=cfg.clahe_grid),
         v2.RandomApply([jitter], p=cfg.intensity_p),
         RandomGamma(cfg.gamma, p=cfg.gamma_p),
+    ]
+    if cfg.remap_p > 0:  # added only when on, so configs without it draw the same random stream as before
+        steps.append(RandomIntensityRemap(p=cfg.remap_p, points=cfg.remap_points))
+    steps += [
         v2.RandomApply([blur], p=cfg.blur_p),
         v2.RandomApply([v2.GaussianNoise(sigma=cfg.noise_std, clip=True)], p=cfg.noise_p),
     ]

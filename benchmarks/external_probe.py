@@ -1,0 +1,127 @@
+"""Print how often the model misses tumours on scans from a source it never trained on.
+
+    python benchmarks/external_probe.py [--model default|PATH] [--data DIR] [--against DIR ...]
+                                        [--backend torch|onnx] [--list-misses N]
+
+DATA is a tumour / no-tumour set laid out as `yes/` and `no/` folders (default: N. Chakrabarty's
+"Brain MRI Images for Brain Tumor Detection" in ../shared/data/chakrabarty-253). Its tumour types
+are not labelled, so the question asked is the one that matters first to a reader of a scan: is a
+tumour scan called "notumor"? Its scans come from other hospitals and sequences (many T2-weighted)
+than most of the 4-class training data.
+
+Before scoring, the project's duplicate audit (`braintumor data audit DATA --against OTHER`) is run
+against every `--against` dataset (default: the Nickparvar and figshare sets the shipped model learnt
+from, whole, test splits included): a scan with an exact copy, a re-encoded or resized copy, a
+mirror image or a near-identical slice there is left out, and copies inside DATA count once (one
+scan per duplicate group). What remains is new to the model.
+
+Printed: per folder, the scans kept and how the classifier labels them (its answer even where the
+out-of-distribution check would refuse, so every model is scored on the same scans), the share of
+tumour scans called "notumor" with a Wilson 95 % interval, and how many the OOD check refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from braintumor.data.audit import run_audit
+from braintumor.evaluation.calibration import softmax
+from braintumor.inference import load_predictor
+from braintumor.io import ScanReadError, read_scan
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = SHARED / "chakrabarty-253"
+DEFAULT_AGAINST = [SHARED / "nickparvar-7023", SHARED / "figshare-cheng-3064"]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k / n (sound at small n and near 0 or 1)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def new_scans(data: Path, against: list[Path]) -> list[str]:
+    """DATA-relative paths of scans with no duplicate in any `against` set, one per duplicate group."""
+    leaking: set[str] = set()
+    groups: dict[str, int] = {}
+    for other in against:
+        result = run_audit(data, against=other, examples=0, progress=False)
+        leaking.update(result.test_leaking)
+        groups = groups or result.groups  # within-DATA pairs are the same in every audit
+        print(f"audit against {other}: {len(result.test_leaking)} of {len(result.groups)} scans have a duplicate there")
+    kept, seen = [], set()
+    for rel in sorted(groups):
+        if rel in leaking or groups[rel] in seen:
+            continue
+        seen.add(groups[rel])
+        kept.append(rel)
+    return kept
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with yes/ and no/ sub-folders")
+    ap.add_argument("--against", type=Path, nargs="*", default=DEFAULT_AGAINST, help="sets the model learnt from")
+    ap.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    ap.add_argument("--list-misses", type=int, default=0, help="print the N most confident misses")
+    args = ap.parse_args()
+    for folder in [args.data, *args.against]:
+        if not folder.is_dir():
+            print(f"{folder}: not found; pass --data/--against (see the docstring)", file=sys.stderr)
+            return 2
+
+    kept = new_scans(args.data, list(args.against))
+    predictor = load_predictor(args.model, backend=args.backend)
+    names = predictor.class_names
+    if "notumor" not in names:
+        print(f"the model's classes {names} have no 'notumor'", file=sys.stderr)
+        return 2
+    no_tumour = names.index("notumor")
+    print(f"model {args.model} ({', '.join(names)}); backend {args.backend}")
+    print(f"{'folder':<6} {'new scans':>9}  {'called notumor':>15}  {'95 % CI':>15}  {'OOD refused':>11}  labels")
+    for folder in ("yes", "no"):
+        paths = [args.data / rel for rel in kept if rel.split("/")[0] == folder]
+        rows = []
+        for path in paths:
+            try:
+                rows.append((path, predictor.pipeline(read_scan(path).as_uint8()).numpy()))
+            except ScanReadError as exc:
+                print(f"skipped {path}: {exc.reason}", file=sys.stderr)
+        if not rows:
+            continue
+        preds, p_no, refused = [], [], []
+        step = predictor.batch_size
+        for start in range(0, len(rows), step):
+            logits, features = predictor.backend.run(np.stack([x for _, x in rows[start : start + step]]))
+            probs = softmax(logits, predictor.temperature)
+            preds.append(logits.argmax(axis=1))
+            p_no.append(probs[:, no_tumour])
+            if predictor.ood is not None:
+                refused.append(~predictor.ood.in_distribution(features)[1])
+        pred, p_no = np.concatenate(preds), np.concatenate(p_no)
+        n, k = len(pred), int((pred == no_tumour).sum())
+        lo, hi = wilson(k, n)
+        ood = f"{int(np.concatenate(refused).sum()):>11d}" if refused else f"{'n/a':>11}"
+        labels = ", ".join(f"{names[c]} {m}" for c, m in Counter(pred.tolist()).most_common())
+        print(f"{folder:<6} {n:>9d}  {k:>4d} = {k / n:>7.1%}  [{lo:.3f}, {hi:.3f}]  {ood}  {labels}")
+        if folder == "yes" and args.list_misses:
+            order = np.argsort(-p_no)
+            for i in order[: args.list_misses]:
+                if pred[i] == no_tumour:
+                    print(f"    missed {rows[i][0]}  p(notumor) {p_no[i]:.3f} (temperature-scaled)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
