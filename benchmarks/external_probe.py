@@ -1,6 +1,6 @@
 """Print how often the model misses tumours on scans from a source it never trained on.
 
-    python benchmarks/external_probe.py [--model default|PATH] [--data DIR] [--against DIR ...]
+    python benchmarks/external_probe.py [--model default|PATH ...] [--data DIR] [--against DIR ...]
                                         [--backend torch|onnx] [--list-misses N]
 
 DATA is a tumour / no-tumour set laid out as `yes/` and `no/` folders (default: N. Chakrabarty's
@@ -68,27 +68,15 @@ def new_scans(data: Path, against: list[Path]) -> list[str]:
     return kept
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with yes/ and no/ sub-folders")
-    ap.add_argument("--against", type=Path, nargs="*", default=DEFAULT_AGAINST, help="sets the model learnt from")
-    ap.add_argument("--backend", choices=("torch", "onnx"), default="torch")
-    ap.add_argument("--list-misses", type=int, default=0, help="print the N most confident misses")
-    args = ap.parse_args()
-    for folder in [args.data, *args.against]:
-        if not folder.is_dir():
-            print(f"{folder}: not found; pass --data/--against (see the docstring)", file=sys.stderr)
-            return 2
-
-    kept = new_scans(args.data, list(args.against))
-    predictor = load_predictor(args.model, backend=args.backend)
+def score(model: str, args: argparse.Namespace, kept: list[str]) -> int:
+    """Print one model's table on the kept scans; 2 if the model has no 'notumor' class."""
+    predictor = load_predictor(model, backend=args.backend)
     names = predictor.class_names
     if "notumor" not in names:
         print(f"the model's classes {names} have no 'notumor'", file=sys.stderr)
         return 2
     no_tumour = names.index("notumor")
-    print(f"model {args.model} ({', '.join(names)}); backend {args.backend}")
+    print(f"model {model} ({', '.join(names)}); backend {args.backend}")
     print(f"{'folder':<6} {'new scans':>9}  {'called notumor':>15}  {'95 % CI':>15}  {'OOD refused':>11}  labels")
     for folder in ("yes", "no"):
         paths = [args.data / rel for rel in kept if rel.split("/")[0] == folder]
@@ -120,6 +108,26 @@ def main() -> int:
             for i in order[: args.list_misses]:
                 if pred[i] == no_tumour:
                     print(f"    missed {rows[i][0]}  p(notumor) {p_no[i]:.3f} (temperature-scaled)")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", nargs="+", default=["default"], help="one or more models, scored on the same scans")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with yes/ and no/ sub-folders")
+    ap.add_argument("--against", type=Path, nargs="*", default=DEFAULT_AGAINST, help="sets the model learnt from")
+    ap.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    ap.add_argument("--list-misses", type=int, default=0, help="print the N most confident misses")
+    args = ap.parse_args()
+    for folder in [args.data, *args.against]:
+        if not folder.is_dir():
+            print(f"{folder}: not found; pass --data/--against (see the docstring)", file=sys.stderr)
+            return 2
+
+    kept = new_scans(args.data, list(args.against))
+    for model in args.model:
+        if score(model, args, kept) != 0:
+            return 2
     return 0
 
 
