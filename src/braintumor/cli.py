@@ -400,6 +400,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice for this case)
         return 0
     done = f"{s.predicted} predicted, {s.refused} refused, {s.errors} unreadable of {len(files)} file(s)"
+    for (label, caveat), n in sorted(s.caveats.items()):
+        print(f"braintumor: caution: {n} '{label}' answer(s): {caveat}", file=sys.stderr)
     print(f"{done}{f'; overlays in {args.explain}' if args.explain else ''}. {DISCLAIMER}", file=sys.stderr)
     return 1 if s.errors else 0
 

@@ -27,8 +27,13 @@ def test_shipped_model_is_small_and_self_describing() -> None:
 
 def test_default_model_classifies_the_sample_scans(samples_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["predict", str(samples_dir), "--model", "default", "--format", "json", "--quiet"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
     assert len(rows) == 8 and all(r["error"] is None for r in rows)
     correct = sum(r["label"] == Path(r["file"]).parent.name for r in rows)
     assert correct >= 6, rows  # 7 of 8 when shipped; one meningioma is called glioma
     assert all(r["in_distribution"] for r in rows)
+    # The card's worst finding travels with every "notumor" answer, and only with those.
+    assert all(("T1 contrast-enhanced" in (r["caveat"] or "")) == (r["label"] == "notumor") for r in rows)
+    n_no = sum(r["label"] == "notumor" for r in rows)
+    assert n_no >= 1 and f"braintumor: caution: {n_no} 'notumor' answer(s):" in captured.err

@@ -131,3 +131,31 @@ def test_prediction_dict_has_the_guide_keys() -> None:
     keys = set(Prediction("a.jpg").to_dict())
     assert {"file", "label", "probabilities", "confidence", "in_distribution", "error"} <= keys
     assert dataclasses.asdict(Prediction("a.jpg"))["probabilities"] == {}
+
+
+def _with_meta(checkpoint: Path, folder: Path, **changes: object) -> Path:
+    """A copy of `checkpoint` whose model.json has `changes` applied."""
+    import json
+    import shutil
+
+    folder.mkdir()
+    for f in checkpoint.iterdir():
+        shutil.copy(f, folder / f.name)
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    (folder / "model.json").write_text(json.dumps({**meta, **changes}), encoding="utf-8")
+    return folder
+
+
+def test_caveats_ride_with_the_answers_they_concern(tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path) -> None:
+    plain = load_predictor(tiny_checkpoint).predict_inputs([read_input(p) for p in _samples(samples_dir)])
+    assert all(p.caveat is None for p in plain)
+    target = plain[0].label
+    warned = _with_meta(tiny_checkpoint, tmp_path / "warned", caveats={target: "weak on T2 scans"})
+    predictor = load_predictor(warned)
+    assert predictor.card["caveats"] == {target: "weak on T2 scans"}
+    preds = predictor.predict_inputs([read_input(p) for p in _samples(samples_dir)])
+    assert [p.label for p in preds] == [p.label for p in plain]
+    assert all((p.caveat == "weak on T2 scans") == (p.label == target) for p in preds)
+    bad = _with_meta(tiny_checkpoint, tmp_path / "bad", caveats={"astrocytoma": "x"})
+    with pytest.raises(ValueError, match=r"bad: 'caveats' must map class names \(glioma, meningioma"):
+        load_predictor(bad)

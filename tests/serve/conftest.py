@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 import socket
 import threading
@@ -61,6 +62,10 @@ def ood_model(tiny_checkpoint: Path, samples_dir: Path, tmp_path_factory: pytest
     detector = fit_ood(load_model(folder), samples, samples, percentile=100)
     # 5 % above the largest sample score, so re-encoded copies of the samples (DICOM, NIfTI) are not on the edge.
     dataclasses.replace(detector, threshold=detector.threshold * 1.05).save(folder)
+    # A caveat per class, as a model card's known weaknesses would give, so the API and page show one.
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    meta["caveats"] = {c: f"test caveat for {c}" for c in meta["class_names"]}
+    (folder / "model.json").write_text(json.dumps(meta), encoding="utf-8")
     return folder
 
 

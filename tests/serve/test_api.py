@@ -14,7 +14,18 @@ from braintumor import DISCLAIMER
 from braintumor.explain import METHODS
 from braintumor.models import model_info
 
-KEYS = {"file", "label", "probabilities", "confidence", "in_distribution", "error", "ood_score", "note", "disclaimer"}
+KEYS = {
+    "file",
+    "label",
+    "probabilities",
+    "confidence",
+    "in_distribution",
+    "error",
+    "ood_score",
+    "note",
+    "caveat",
+    "disclaimer",
+}
 
 
 def _sample(samples_dir: Path, cls: str = "glioma") -> Path:
@@ -56,6 +67,7 @@ def test_predict_many_jpegs(client: httpx.Client, samples_dir: Path) -> None:
         assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
         assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
         assert p["confidence"] == pytest.approx(p["probabilities"][p["label"]])
+        assert p["caveat"] == f"test caveat for {p['label']}"  # the served model's card says one per class
 
 
 @pytest.mark.parametrize("fixture", ["dicom_bytes", "nifti_bytes"])

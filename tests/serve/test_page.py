@@ -43,6 +43,9 @@ def test_scan_gets_label_bars_and_overlay(browser_page, samples_dir: Path, tmp_p
     verdict = card.locator(".verdict").inner_text()
     assert any(c in verdict for c in ("glioma", "meningioma", "notumor", "pituitary")) and "confidence" in verdict
     assert card.locator(".bar-row").count() == 4
+    label = verdict.split(" — ")[0]
+    assert card.locator(".caveat").is_visible()
+    assert card.locator(".caveat").inner_text() == f"Caution: test caveat for {label}"
     _shot(page, tmp_path, "predict")
 
     card.locator(".overlay-toggle").check()

@@ -25,6 +25,7 @@ class BatchSummary:
     refused: int = 0
     errors: int = 0
     overlays: list[Path] = field(default_factory=list)
+    caveats: dict[tuple[str, str], int] = field(default_factory=dict)  # (label, caveat) -> answers that carry it
 
 
 def predict_files(
@@ -69,6 +70,9 @@ def _count(summary: BatchSummary, pred: Prediction, err: TextIO) -> None:
         tqdm.write(f"braintumor: refused: {pred.file}: {pred.note}", file=err)
     else:
         summary.predicted += 1
+        if pred.caveat and pred.label:
+            key = (pred.label, pred.caveat)
+            summary.caveats[key] = summary.caveats.get(key, 0) + 1
 
 
 def _write_overlay(predictor: Predictor, item: ScanInput, out_dir: Path, taken: set[str]) -> Path:

@@ -57,6 +57,7 @@ def contract_of(loaded: LoadedModel) -> dict[str, Any]:
         "probabilities": "softmax(logits / temperature)",
         "weights_sha256": loaded.meta.get("weights_sha256"),
         "metrics": loaded.meta.get("metrics"),
+        "caveats": loaded.meta.get("caveats") or {},
         "braintumor_version": __version__,
         "disclaimer": DISCLAIMER,
     }

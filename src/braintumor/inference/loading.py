@@ -61,6 +61,7 @@ def load_predictor(
         card=model_card(loaded.meta, "torch", ood),
         batch_size=batch_size,
         checkpoint=path,
+        caveats=caveats_of(loaded.meta, path),
     )
 
 
@@ -92,7 +93,23 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
         card=model_card(contract, "onnx", ood),
         batch_size=batch_size,
         checkpoint=checkpoint,
+        caveats=caveats_of(contract, onnx_path),
     )
+
+
+def caveats_of(meta: dict[str, Any], source: object) -> dict[str, str]:
+    """The sidecar's `caveats` (class -> known weakness of that answer), checked.
+
+    Raises:
+        ValueError: not a mapping of known class names to text, naming `source`.
+    """
+    caveats = meta.get("caveats") or {}
+    names = set(meta.get("class_names") or [])
+    if not isinstance(caveats, dict) or not all(
+        isinstance(k, str) and k in names and isinstance(v, str) for k, v in caveats.items()
+    ):
+        raise ValueError(f"{source}: 'caveats' must map class names ({', '.join(sorted(names))}) to text")
+    return dict(caveats)
 
 
 def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> dict[str, Any]:
@@ -108,6 +125,7 @@ def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> d
         "model_id": sha[:12] or None,
         "created_utc": meta.get("created_utc"),
         "metrics": meta.get("metrics"),
+        "caveats": dict(meta.get("caveats") or {}),
         "backend": backend,
         "ood": _ood_card(ood),
     }

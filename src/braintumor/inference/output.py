@@ -2,7 +2,7 @@
 
 Each writer prints rows as batches finish, so a long run shows results as it goes. JSON is one object per
 line per input, with the GUIDE's keys (file, label, probabilities, confidence, in_distribution, error)
-plus `ood_score` and `note`.
+plus `ood_score`, `note` and `caveat`.
 """
 
 from __future__ import annotations
@@ -43,14 +43,26 @@ class PredictionWriter:
     def _header(self) -> None:
         if self._csv is not None:
             probs = [f"p_{c}" for c in self.class_names]
-            self._csv.writerow(["file", "label", "confidence", "in_distribution", "ood_score", *probs, "error", "note"])
+            self._csv.writerow(
+                ["file", "label", "confidence", "in_distribution", "ood_score", *probs, "error", "note", "caveat"]
+            )
         elif self.fmt == "table":
             self.stream.write(f"{'label':<14} {'conf':>6}  {'probabilities':<40} file\n")
 
     def _csv_row(self, p: Prediction) -> list[object]:
         probs = [_num(p.probabilities.get(c)) for c in self.class_names]
         conf = _num(p.confidence)
-        return [p.file, p.label or "", conf, p.in_distribution, _num(p.ood_score), *probs, p.error or "", p.note or ""]
+        return [
+            p.file,
+            p.label or "",
+            conf,
+            p.in_distribution,
+            _num(p.ood_score),
+            *probs,
+            p.error or "",
+            p.note or "",
+            p.caveat or "",
+        ]
 
     def _table_row(self, p: Prediction) -> str:
         if p.error:

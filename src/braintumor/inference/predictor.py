@@ -45,6 +45,8 @@ class Prediction:
         error: why the file could not be read, or None.
         ood_score: Mahalanobis distance to the training data, when the check is available.
         note: why the input was refused, or None.
+        caveat: the model's known weakness for the predicted class, from its sidecar's `caveats`
+            (for example, the shipped model's "notumor" answers on non-T1-CE scans), or None.
     """
 
     file: str
@@ -55,6 +57,7 @@ class Prediction:
     error: str | None = None
     ood_score: float | None = None
     note: str | None = None
+    caveat: str | None = None
 
     def __post_init__(self) -> None:
         if self.probabilities is None:
@@ -76,6 +79,7 @@ class Predictor:
         card: what is known about the model (shown by `GET /api/v1/model`).
         batch_size: scans per forward pass.
         checkpoint: the checkpoint path, used to build a Grad-CAM explainer on demand.
+        caveats: class -> a known weakness of the model for that answer, attached to each prediction of it.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class Predictor:
         card: dict[str, Any] | None = None,
         batch_size: int = 32,
         checkpoint: Path | None = None,
+        caveats: dict[str, str] | None = None,
     ) -> None:
         self.backend, self.pipeline = backend, pipeline
         self.class_names = list(class_names)
@@ -97,6 +102,7 @@ class Predictor:
         self.card = dict(card or {})
         self.batch_size = max(1, int(batch_size))
         self.checkpoint = checkpoint
+        self.caveats = dict(caveats or {})
         self._explainer: Any = None
         self._explainer_lock = threading.Lock()
 
@@ -150,7 +156,9 @@ class Predictor:
                 continue
             k = int(np.argmax(probs[j]))
             probabilities = {c: float(p) for c, p in zip(self.class_names, probs[j], strict=True)}
-            out.append(Prediction(name, self.class_names[k], probabilities, float(probs[j, k]), ood_score=score))
+            label = self.class_names[k]
+            caveat = self.caveats.get(label)
+            out.append(Prediction(name, label, probabilities, float(probs[j, k]), ood_score=score, caveat=caveat))
         return out
 
     def features(self, scans: Sequence[Scan]) -> np.ndarray:

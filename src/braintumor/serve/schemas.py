@@ -20,6 +20,10 @@ class PredictionOut(BaseModel):
     error: str | None = Field(description="why the file could not be read")
     ood_score: float | None = Field(description="distance to the training data; null when the check is unavailable")
     note: str | None = Field(description="why the input was refused (not a brain MRI scan)")
+    caveat: str | None = Field(
+        default=None,
+        description="a known weakness of the model for this answer (from its model card); show it with the label",
+    )
     disclaimer: str = DISCLAIMER
 
 

@@ -105,6 +105,11 @@ function showPrediction(card, file, p) {
   card.classList.add("accepted");
   card.querySelector(".verdict").textContent = `${p.label} — confidence ${(100 * p.confidence).toFixed(1)} %`;
   showBars(card, p.probabilities, p.label);
+  if (p.caveat) {
+    const caveat = card.querySelector(".caveat");
+    caveat.hidden = false;
+    caveat.textContent = "Caution: " + p.caveat;
+  }
   if (p.ood_score !== null && p.ood_score !== undefined) {
     card.querySelector(".ood").textContent = `Distance to training data: ${p.ood_score.toFixed(2)} (within range)`;
   }
