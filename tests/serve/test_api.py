@@ -40,6 +40,7 @@ def test_health_and_model(client: httpx.Client) -> None:
     assert model["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
     assert model["arch"] == "simple_cnn" and model["image_size"] == 64 and len(model["model_id"]) == 12
     assert model["tta"] == "none"
+    assert model["caveats"] == {c: f"test caveat for {c}" for c in model["class_names"]}
     assert model["ood"]["available"] is True and model["ood"]["percentile"] == 100
     assert model["disclaimer"] == DISCLAIMER
     assert model["limits"] == {"max_file_bytes": 2 * 2**20, "max_request_bytes": 8 * 2**20, "max_files": 8}

@@ -112,6 +112,7 @@ async def model(service: ServiceDep) -> ModelOut:
         tta=card.get("tta", "none"),
         class_names=card.get("class_names") or service.predictor.class_names,
         metrics=card.get("metrics"),
+        caveats=service.predictor.caveats,
         backend=card.get("backend", "torch"),
         ood=card.get("ood", {"available": service.predictor.ood_available}),
         version=__version__,

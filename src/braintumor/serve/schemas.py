@@ -81,6 +81,9 @@ class ModelOut(BaseModel):
     model_id: str | None
     created_utc: str | None
     metrics: dict[str, Any] | None = Field(description="the figures stored in the checkpoint, if any")
+    caveats: dict[str, str] = Field(
+        default_factory=dict, description="class -> a known weakness of that answer (from the model card)"
+    )
     backend: str
     ood: dict[str, Any] = Field(description="out-of-distribution check: available, threshold, percentile...")
     version: str = Field(description="braintumor version")
