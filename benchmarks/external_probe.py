@@ -23,12 +23,12 @@ tumour scans called "notumor" with a Wilson 95 % interval, and how many the OOD 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 from braintumor.data.audit import run_audit
 from braintumor.evaluation.calibration import softmax
@@ -38,16 +38,6 @@ from braintumor.io import ScanReadError, read_scan
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DATA = SHARED / "chakrabarty-253"
 DEFAULT_AGAINST = [SHARED / "nickparvar-7023", SHARED / "figshare-cheng-3064"]
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion k / n (sound at small n and near 0 or 1)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def new_scans(data: Path, against: list[Path]) -> list[str]:
@@ -99,7 +89,7 @@ def score(model: str, args: argparse.Namespace, kept: list[str]) -> int:
                 refused.append(~predictor.ood.in_distribution(features)[1])
         pred, p_no = np.concatenate(preds), np.concatenate(p_no)
         n, k = len(pred), int((pred == no_tumour).sum())
-        lo, hi = wilson(k, n)
+        lo, hi = binomtest(k, n).proportion_ci(method="wilson")  # sound at small n and near 0 or 1
         ood = f"{int(np.concatenate(refused).sum()):>11d}" if refused else f"{'n/a':>11}"
         labels = ", ".join(f"{names[c]} {m}" for c, m in Counter(pred.tolist()).most_common())
         print(f"{folder:<6} {n:>9d}  {k:>4d} = {k / n:>7.1%}  [{lo:.3f}, {hi:.3f}]  {ood}  {labels}")

@@ -134,15 +134,13 @@ def test_prediction_dict_has_the_guide_keys() -> None:
 
 
 def _with_meta(checkpoint: Path, folder: Path, **changes: object) -> Path:
-    """A copy of `checkpoint` whose model.json has `changes` applied."""
-    import json
+    """A copy of `checkpoint` whose sidecar has `changes` applied."""
     import shutil
 
-    folder.mkdir()
-    for f in checkpoint.iterdir():
-        shutil.copy(f, folder / f.name)
-    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    (folder / "model.json").write_text(json.dumps({**meta, **changes}), encoding="utf-8")
+    from braintumor.models import update_metadata
+
+    shutil.copytree(checkpoint, folder)
+    update_metadata(folder, **changes)
     return folder
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import shutil
 import socket
 import threading
@@ -53,19 +52,18 @@ def ood_model(tiny_checkpoint: Path, samples_dir: Path, tmp_path_factory: pytest
     """A copy of the tiny checkpoint with an OOD detector fitted on the sample scans alone."""
     from braintumor.data import discover
     from braintumor.inference import fit_ood
-    from braintumor.models import load_model
+    from braintumor.models import load_model, update_metadata
 
     folder = tmp_path_factory.mktemp("ood_model")
     for f in tiny_checkpoint.iterdir():
         shutil.copy(f, folder / f.name)
     samples = discover(samples_dir).samples()
-    detector = fit_ood(load_model(folder), samples, samples, percentile=100)
+    loaded = load_model(folder)
+    detector = fit_ood(loaded, samples, samples, percentile=100)
     # 5 % above the largest sample score, so re-encoded copies of the samples (DICOM, NIfTI) are not on the edge.
     dataclasses.replace(detector, threshold=detector.threshold * 1.05).save(folder)
     # A caveat per class, as a model card's known weaknesses would give, so the API and page show one.
-    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    meta["caveats"] = {c: f"test caveat for {c}" for c in meta["class_names"]}
-    (folder / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    update_metadata(folder, caveats={c: f"test caveat for {c}" for c in loaded.class_names})
     return folder
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ class BatchSummary:
     refused: int = 0
     errors: int = 0
     overlays: list[Path] = field(default_factory=list)
-    caveats: dict[tuple[str, str], int] = field(default_factory=dict)  # (label, caveat) -> answers that carry it
+    caveats: Counter[tuple[str, str]] = field(default_factory=Counter)  # (label, caveat) -> answers that carry it
 
 
 def predict_files(
@@ -71,8 +72,7 @@ def _count(summary: BatchSummary, pred: Prediction, err: TextIO) -> None:
     else:
         summary.predicted += 1
         if pred.caveat and pred.label:
-            key = (pred.label, pred.caveat)
-            summary.caveats[key] = summary.caveats.get(key, 0) + 1
+            summary.caveats[(pred.label, pred.caveat)] += 1
 
 
 def _write_overlay(predictor: Predictor, item: ScanInput, out_dir: Path, taken: set[str]) -> Path:
