@@ -1,7 +1,7 @@
 """Print how often the model misses tumours on scans from a source it never trained on.
 
     python benchmarks/external_probe.py [--model default|PATH ...] [--data DIR] [--against DIR ...]
-                                        [--backend torch|onnx] [--list-misses N]
+                                        [--backend torch|onnx] [--list-misses N] [--write-train-half DIR]
 
 DATA is a tumour / no-tumour set laid out as `yes/` and `no/` folders (default: N. Chakrabarty's
 "Brain MRI Images for Brain Tumor Detection" in ../shared/data/chakrabarty-253). Its tumour types
@@ -13,7 +13,12 @@ Before scoring, the project's duplicate audit (`braintumor data audit DATA --aga
 against every `--against` dataset (default: the Nickparvar and figshare sets the shipped model learnt
 from, whole, test splits included): a scan with an exact copy, a re-encoded or resized copy, a
 mirror image or a near-identical slice there is left out, and copies inside DATA count once (one
-scan per duplicate group). What remains is new to the model.
+scan per duplicate group). What remains is new to the model. A model trained with coarse labels
+(`weak_data` in its config, e.g. half of these very scans) has that folder audited too, so every
+model named is scored only on scans none of them saw.
+
+`--write-train-half DIR` copies a seeded half of the new tumour scans to DIR/yes/ and stops: train
+on it with `--weak-data DIR --weak-labels yes=glioma,meningioma,pituitary`, then probe the rest.
 
 Printed: per folder, the scans kept and how the classifier labels them (its answer even where the
 out-of-distribution check would refuse, so every model is scored on the same scans), the share of
@@ -23,6 +28,7 @@ tumour scans called "notumor" with a Wilson 95 % interval, and how many the OOD 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,6 +40,8 @@ from braintumor.data.audit import run_audit
 from braintumor.evaluation.calibration import softmax
 from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan
+from braintumor.models import read_metadata
+from braintumor.models.default import resolve_model_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DATA = SHARED / "chakrabarty-253"
@@ -56,6 +64,31 @@ def new_scans(data: Path, against: list[Path]) -> list[str]:
         seen.add(groups[rel])
         kept.append(rel)
     return kept
+
+
+def weak_folders(models: list[str]) -> list[Path]:
+    """The coarse-label folders the models trained on (their config's weak_data); they must still exist."""
+    folders = []
+    for model in models:
+        weak = (read_metadata(resolve_model_path(model)).get("config") or {}).get("weak_data")
+        if not weak:
+            continue
+        if not Path(weak).is_dir():
+            raise FileNotFoundError(f"{model} trained on weak_data {weak}, which is gone: its seen scans are unknown")
+        folders.append(Path(weak))
+    return folders
+
+
+def write_train_half(data: Path, kept: list[str], out: Path, seed: int) -> int:
+    """Copy a seeded half of the new tumour scans to OUT/yes/ (for weak-label training); the rest stays a probe."""
+    tumour = [rel for rel in kept if rel.split("/")[0] == "yes"]
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(tumour, size=len(tumour) // 2, replace=False).tolist())
+    (out / "yes").mkdir(parents=True, exist_ok=True)
+    for rel in chosen:
+        shutil.copy2(data / rel, out / "yes" / Path(rel).name)
+    print(f"copied {len(chosen)} of {len(tumour)} new tumour scans to {out / 'yes'} (seed {seed})")
+    return 0
 
 
 def score(model: str, args: argparse.Namespace, kept: list[str]) -> int:
@@ -108,13 +141,22 @@ def main() -> int:
     ap.add_argument("--against", type=Path, nargs="*", default=DEFAULT_AGAINST, help="sets the model learnt from")
     ap.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     ap.add_argument("--list-misses", type=int, default=0, help="print the N most confident misses")
+    ap.add_argument("--write-train-half", type=Path, help="copy half the new tumour scans here for training, stop")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --write-train-half")
     args = ap.parse_args()
     for folder in [args.data, *args.against]:
         if not folder.is_dir():
             print(f"{folder}: not found; pass --data/--against (see the docstring)", file=sys.stderr)
             return 2
+    try:
+        trained = [] if args.write_train_half else weak_folders(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
-    kept = new_scans(args.data, list(args.against))
+    kept = new_scans(args.data, list(args.against) + trained)
+    if args.write_train_half:
+        return write_train_half(args.data, kept, args.write_train_half, args.seed)
     for model in args.model:
         if score(model, args, kept) != 0:
             return 2

@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from braintumor.data.cache import DecodeCache, UncachedDecoder
-from braintumor.data.discovery import DatasetIndex, Sample, discover, parse_merge_map
+from braintumor.data.discovery import DatasetIndex, Sample, discover, parse_label_sets, parse_merge_map
 from braintumor.data.preprocess import Preprocess, crop_to_head, load_preprocessed, pad_to_square, resize
 from braintumor.data.readcheck import check_readable
 from braintumor.data.splits import load_groups_csv, train_val_split
@@ -44,6 +44,7 @@ __all__ = [
     "load_groups_csv",
     "load_preprocessed",
     "pad_to_square",
+    "parse_label_sets",
     "parse_merge_map",
     "resize",
     "save_augment_grid",

@@ -81,30 +81,54 @@ def _split_name(folder: Path) -> str | None:
     return SPLIT_ALIASES.get(unicodedata.normalize("NFC", folder.name).strip().lower())
 
 
+def _spec_groups(spec: str, what: str, example: str, key_name: str) -> list[tuple[str, list[str]]]:
+    """Split 'a=x,y;b=z' (';' or new lines between groups) into [(a, [x, y]), (b, [z])]."""
+    groups = []
+    for group in spec.replace("\n", ";").split(";"):
+        if not group.strip():
+            continue
+        if "=" not in group:
+            raise ValueError(f"{what}: '{group.strip()}' has no '=' (expected '{example}')")
+        key, items = group.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ValueError(f"{what}: empty {key_name} name in '{group.strip()}'")
+        groups.append((key, [i.strip() for i in items.split(",") if i.strip()]))
+    return groups
+
+
 def parse_merge_map(spec: str) -> dict[str, str]:
     """Parse 'tumor=glioma,meningioma,pituitary;normal=notumor' into {source class: target class}.
 
     Groups are separated by ';' (or new lines); classes not named keep their own name.
     """
     mapping: dict[str, str] = {}
-    for group in spec.replace("\n", ";").split(";"):
-        if not group.strip():
-            continue
-        if "=" not in group:
-            raise ValueError(f"class-merge map: '{group.strip()}' has no '=' (expected 'new=old1,old2')")
-        target, sources = group.split("=", 1)
-        target = target.strip()
-        if not target:
-            raise ValueError(f"class-merge map: empty target name in '{group.strip()}'")
-        for src in (s.strip() for s in sources.split(",")):
-            if not src:
-                continue
+    for target, sources in _spec_groups(spec, "class-merge map", "new=old1,old2", "target"):
+        for src in sources:
             if src in mapping and mapping[src] != target:
                 raise ValueError(f"class-merge map: '{src}' is mapped to both '{mapping[src]}' and '{target}'")
             mapping[src] = target
     if not mapping:
         raise ValueError(f"class-merge map: nothing to merge in '{spec}'")
     return mapping
+
+
+def parse_label_sets(spec: str) -> dict[str, tuple[str, ...]]:
+    """Parse 'yes=glioma,meningioma,pituitary;no=notumor' into {folder: the classes its scans may be}.
+
+    For coarsely labelled sets (tumour / no tumour): a scan in `yes/` is known to be one of the
+    listed classes, not which one.
+    """
+    sets: dict[str, tuple[str, ...]] = {}
+    for folder, classes in _spec_groups(spec, "label sets", "folder=class1,class2", "folder"):
+        if not classes:
+            raise ValueError(f"label sets: '{folder}' lists no class")
+        if folder in sets:
+            raise ValueError(f"label sets: '{folder}' is given twice")
+        sets[folder] = tuple(dict.fromkeys(classes))
+    if not sets:
+        raise ValueError(f"label sets: nothing in '{spec}'")
+    return sets
 
 
 def _collect(class_dir: Path, label: str, ignored: list[Path]) -> list[Sample]:

@@ -25,6 +25,9 @@ class TrainConfig:
     groups_csv: str | None = None  # path,group CSV (the audit's groups.csv): duplicates stay on one side
     val_fraction: float = 0.15  # share of training images carved out for validation, 0.05-0.3
     cache_dir: str | None = None  # decode cache folder; None = ~/.cache/braintumor/decoded
+    weak_data: str | None = None  # extra coarsely labelled scans (FOLDER/*.jpg per folder), training split only
+    weak_labels: str | None = None  # what weak_data's folders may be, e.g. "yes=glioma,meningioma,pituitary"
+    weak_repeat: int = 1  # times each weak scan is seen per epoch, 1-20
     # model
     arch: str = "efficientnet_lite0"  # a name from `braintumor.models.list_models()`
     pretrained: bool = True  # start from ImageNet weights where the architecture has them
@@ -90,6 +93,10 @@ class TrainConfig:
             raise ValueError(f"config: tta must be 'none' or 'hflip', not {self.tta!r}")
         if not 0.0 < self.val_fraction < 0.9:
             raise ValueError(f"config: val_fraction must be in (0, 0.9), not {self.val_fraction}")
+        if (self.weak_data is None) != (self.weak_labels is None):
+            raise ValueError("config: weak_data and weak_labels go together (the folder and what its folders may be)")
+        if not 1 <= self.weak_repeat <= 20:
+            raise ValueError(f"config: weak_repeat must be 1-20, not {self.weak_repeat}")
         if self.image_size < 32:
             raise ValueError(f"config: image_size must be at least 32, not {self.image_size}")
 

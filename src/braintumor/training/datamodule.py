@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from braintumor.data import Sample, check_readable, discover, parse_merge_map, train_val_split
+from braintumor.data import Sample, check_readable, discover, parse_label_sets, parse_merge_map, train_val_split
 from braintumor.data.cache import DecodeCache
 from braintumor.data.dataset import ScanDataset
 from braintumor.data.preprocess import Preprocess
@@ -33,6 +33,8 @@ class PreparedData:
     val: list[Sample]
     excluded: int
     unreadable: list[tuple[Path, str]]
+    weak: list[Sample] = field(default_factory=list)  # coarsely labelled scans; label = their folder name
+    label_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folder -> classes its scans may be
 
 
 def read_list(path: str | Path) -> set[str]:
@@ -74,6 +76,51 @@ def prepare_samples(cfg: TrainConfig, cache: DecodeCache, progress: bool = True)
     return PreparedData(index.class_names, train, val, excluded, unreadable)
 
 
+def prepare_weak(
+    cfg: TrainConfig, class_names: list[str], cache: DecodeCache, progress: bool = True
+) -> tuple[list[Sample], dict[str, tuple[str, ...]], list[tuple[Path, str]]]:
+    """The readable scans of `cfg.weak_data`, their label sets, and the unreadable ones.
+
+    Every folder of weak_data must be named in weak_labels and every named class must be one of the
+    model's classes; a mistake here would silently teach wrong labels, so both are errors.
+    """
+    where = f"weak_data {cfg.weak_data}"
+    sets = parse_label_sets(cfg.weak_labels or "")
+    index = discover(cfg.weak_data or "")
+    samples = index.samples()
+    found = sorted({s.label for s in samples})
+    unnamed = [f for f in found if f not in sets]
+    if unnamed:
+        raise ValueError(f"{where}: folder(s) {unnamed} are not in weak_labels {cfg.weak_labels!r}")
+    missing = [f for f in sets if f not in found]
+    if missing:
+        raise ValueError(f"{where}: weak_labels names folder(s) {missing} that hold no scans (found {found})")
+    for folder, classes in sets.items():
+        unknown = [c for c in classes if c not in class_names]
+        if unknown:
+            raise ValueError(f"weak_labels: '{folder}' lists {unknown}, not among the classes {class_names}")
+    readable, unreadable = check_readable(samples, cache=cache, progress=progress)
+    log.info("weak labels: %d scans from %s (%d unreadable)", len(readable), cfg.weak_data, len(unreadable))
+    return readable, sets, unreadable
+
+
+class LabelSetTargets(Dataset):
+    """A ScanDataset whose class i stands for label set i: yields (tensor, -1 - i), never a class index.
+
+    Negative targets let one batch mix exact labels (>= 0) and label sets; `ClassifierModule` tells them apart.
+    """
+
+    def __init__(self, dataset: ScanDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        x, k = self.dataset[i]
+        return x, -1 - k
+
+
 def inverse_frequency(samples: list[Sample], class_names: list[str]) -> list[float]:
     """Loss weights n / (k * count_c): each class contributes equally to the loss."""
     counts = Counter(s.label for s in samples)
@@ -98,7 +145,11 @@ class ScanDataModule(L.LightningDataModule):
 
     def prepare(self) -> PreparedData:
         if self.prepared is None:
-            self.prepared = prepare_samples(self.cfg, self.cache, progress=self.progress)
+            data = prepare_samples(self.cfg, self.cache, progress=self.progress)
+            if self.cfg.weak_data:
+                data.weak, data.label_sets, bad = prepare_weak(self.cfg, data.class_names, self.cache, self.progress)
+                data.unreadable.extend(bad)
+            self.prepared = data
         return self.prepared
 
     def setup(self, stage: str | None = None) -> None:
@@ -107,7 +158,12 @@ class ScanDataModule(L.LightningDataModule):
         aug = AugmentConfig.from_dict(self.cfg.augment)
         common = {"class_names": data.class_names, "cache": self.cache}
         norm = {"in_chans": self.cfg.in_chans, "mean": mean, "std": std, "per_scan_norm": self.cfg.per_scan_norm}
-        self.train_set = ScanDataset(data.train, transform=build_transforms(aug, train=True, **norm), **common)
+        train_tf = build_transforms(aug, train=True, **norm)
+        self.train_set: Dataset = ScanDataset(data.train, transform=train_tf, **common)
+        if data.weak:
+            folders = list(data.label_sets)  # label set i <-> target -1 - i, the order ClassifierModule gets
+            weak = LabelSetTargets(ScanDataset(data.weak, folders, self.cache, train_tf))
+            self.train_set = ConcatDataset([self.train_set] + [weak] * self.cfg.weak_repeat)
         self.val_set = ScanDataset(data.val, transform=build_transforms(aug, train=False, **norm), **common)
 
     def _loader(self, dataset: ScanDataset, shuffle: bool) -> DataLoader:

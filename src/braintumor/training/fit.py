@@ -73,6 +73,8 @@ def _write_data_report(out: Path, data: PreparedData) -> None:
         "val": len(data.val),
         "excluded": data.excluded,
         "unreadable": len(data.unreadable),
+        "weak": len(data.weak),
+        "label_sets": {k: list(v) for k, v in data.label_sets.items()},
     }
     (out / "data.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
 
@@ -130,7 +132,7 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     data = dm.prepare()
     _write_data_report(out, data)
     weights = inverse_frequency(data.train, data.class_names) if cfg.class_weights else None
-    module = ClassifierModule(cfg, data.class_names, weights)
+    module = ClassifierModule(cfg, data.class_names, weights, label_sets=list(data.label_sets.values()))
     trainer = build_trainer(cfg, out, progress)
     if cfg.resume:
         finished = torch.load(last, map_location="cpu", weights_only=False)["epoch"]  # our own Lightning checkpoint

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures go to TensorBoard, never to a window
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -57,12 +58,34 @@ def init_weights(model: nn.Module, cfg: TrainConfig, class_names: list[str]) -> 
         )
 
 
-class ClassifierModule(L.LightningModule):
-    """Cross-entropy classifier; logs loss, accuracy, macro-F1 and a confusion matrix per epoch."""
+def label_set_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per-scan -log P(the true class is in the set): the partial-label likelihood (Jin & Ghahramani 2002).
 
-    def __init__(self, cfg: TrainConfig, class_names: list[str], class_weights: list[float] | None = None) -> None:
+    `masks` is (N, C) boolean, True for the classes each scan may be. With one class per row it is
+    plain cross-entropy; with several, the model may spread the probability among them as it likes.
+    """
+    log_p = logits.float().log_softmax(dim=1).masked_fill(~masks, float("-inf"))
+    return -torch.logsumexp(log_p, dim=1)
+
+
+class ClassifierModule(L.LightningModule):
+    """Cross-entropy classifier; logs loss, accuracy, macro-F1 and a confusion matrix per epoch.
+
+    Training batches may also hold coarsely labelled scans (target -1 - i: "one of label_sets[i]"),
+    which add the partial-label loss `label_set_loss`; validation uses exact labels only.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        class_names: list[str],
+        class_weights: list[float] | None = None,
+        label_sets: list[tuple[str, ...]] | None = None,
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters({"cfg": cfg.to_dict(), "class_names": class_names, "class_weights": class_weights})
+        self.save_hyperparameters(
+            {"cfg": cfg.to_dict(), "class_names": class_names, "class_weights": class_weights, "label_sets": label_sets}
+        )
         self.cfg = cfg
         self.class_names = list(class_names)
         n = len(class_names)
@@ -82,6 +105,8 @@ class ClassifierModule(L.LightningModule):
         self.model = self.model.to(memory_format=self.memory_format)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        sets = [[c in group for c in self.class_names] for group in (label_sets or [])]
+        self.register_buffer("set_masks", torch.tensor(sets, dtype=torch.bool).reshape(-1, n), persistent=False)
         metrics = MetricCollection(
             {"acc": MulticlassAccuracy(n, average="micro"), "macro_f1": MulticlassF1Score(n, average="macro")}
         )
@@ -92,11 +117,33 @@ class ClassifierModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=self.memory_format))
 
+    def training_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The weighted cross-entropy of exact labels, pooled with the label-set loss of coarse ones.
+
+        A batch of exact labels gets exactly `loss_fn`. Otherwise it is the weighted mean over all scans:
+        an exact label weighs its class weight, a coarse one 1 (the mean class weight, roughly).
+        """
+        exact = y >= 0
+        if bool(exact.all()):
+            return self.loss_fn(logits, y)
+        ones = torch.ones(int((~exact).sum()), device=logits.device)
+        total, weight = label_set_loss(logits[~exact], self.set_masks[-1 - y[~exact]]).sum(), ones.sum()
+        if bool(exact.any()):
+            w = self.loss_fn.weight
+            ce = F.cross_entropy(
+                logits[exact], y[exact], weight=w, label_smoothing=self.cfg.label_smoothing, reduction="none"
+            )
+            total = total + ce.sum()
+            weight = weight + (w[y[exact]].sum() if w is not None else exact.sum())
+        return total / weight
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = self.loss_fn(logits, y)
-        self.train_metrics.update(logits.detach(), y)
+        loss = self.training_loss(logits, y)
+        exact = y >= 0
+        if bool(exact.any()):
+            self.train_metrics.update(logits.detach()[exact], y[exact])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         # Logging the metric objects (not computed values) lets Lightning compute and sync them at the
         # same point on every rank; computing them in an epoch-end hook deadlocks DDP.
