@@ -126,8 +126,9 @@ class ClassifierModule(L.LightningModule):
         exact = y >= 0
         if bool(exact.all()):
             return self.loss_fn(logits, y)
-        ones = torch.ones(int((~exact).sum()), device=logits.device)
-        total, weight = label_set_loss(logits[~exact], self.set_masks[-1 - y[~exact]]).sum(), ones.sum()
+        coarse = ~exact
+        total = label_set_loss(logits[coarse], self.set_masks[-1 - y[coarse]]).sum()
+        weight = coarse.sum().float()  # each coarse scan weighs 1
         if bool(exact.any()):
             w = self.loss_fn.weight
             ce = F.cross_entropy(
