@@ -152,6 +152,30 @@ def _add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_calibrate)
 
 
+def _cmd_average(args: argparse.Namespace) -> int:
+    from braintumor.training.average import average_models
+
+    written = average_models(args.models, args.weights, args.out)
+    print(f"wrote {written}; next: braintumor calibrate --model {args.out} (it is uncalibrated)")
+    return 0
+
+
+def _add_average_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "average",
+        help="average the weights of models fine-tuned from one start (WiSE-FT / model soup)",
+        description="Writes the weighted mean of the models' parameters (BatchNorm statistics included) as one "
+        "model of the same size. The models must share architecture, classes, input and training split (so "
+        "their validation split is unseen by all and `braintumor calibrate` can choose on it). Two models with "
+        "--weights 0.3 0.7 give the WiSE-FT interpolation; averaging helps when the models were fine-tuned "
+        "from the same weights (e.g. one with --init-from the other), rarely otherwise.",
+    )
+    p.add_argument("models", nargs="+", help="two or more run folders, checkpoints or 'default'")
+    p.add_argument("--weights", type=float, nargs="+", help="one per model, normalised to sum 1 (default: equal)")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the averaged model")
+    p.set_defaults(func=_cmd_average)
+
+
 def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
@@ -543,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
     _add_calibrate_parser(sub)
+    _add_average_parser(sub)
     _add_explain_parser(sub)
     _add_evaluation_parsers(sub)
     _add_inference_parsers(sub)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,17 @@ def make_square_dataset(root: Path, per_class: int = 24, size: int = 64, seed: i
                 img[y0 : y0 + size // 6, x0 : x0 + size // 6] = 230
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{label}_{i:03d}.png")
     return root
+
+
+def make_weak_folder(square_data: Path, root: Path, corrupt: bool = False) -> Path:
+    """Scans with a square, filed under a folder name the model does not know as a class."""
+    folder = root / "coarse" / "marked"
+    folder.mkdir(parents=True)
+    for path in sorted((square_data / "Training" / "square").iterdir())[:6]:
+        shutil.copy(path, folder / ("w_" + path.name))
+    if corrupt:
+        (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return root / "coarse"
 
 
 @pytest.fixture()

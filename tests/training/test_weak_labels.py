@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ from braintumor.cli import main
 from braintumor.data import parse_label_sets
 from braintumor.training.config import TrainConfig
 from braintumor.training.module import ClassifierModule, label_set_loss
+
+from .conftest import make_weak_folder
 
 TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
 
@@ -74,19 +75,8 @@ def test_a_label_set_moves_probability_out_of_the_classes_it_excludes() -> None:
     assert loss.item() == pytest.approx(-math.log(2 / 3))
 
 
-def _weak_folder(square_data: Path, root: Path, corrupt: bool = False) -> Path:
-    """Scans with a square, filed under a folder name the model does not know as a class."""
-    folder = root / "coarse" / "marked"
-    folder.mkdir(parents=True)
-    for path in sorted((square_data / "Training" / "square").iterdir())[:6]:
-        shutil.copy(path, folder / ("w_" + path.name))
-    if corrupt:
-        (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    return root / "coarse"
-
-
 def test_train_with_weak_labels_counts_and_reports_them(square_data: Path, tmp_path: Path) -> None:
-    weak = _weak_folder(square_data, tmp_path, corrupt=True)
+    weak = make_weak_folder(square_data, tmp_path, corrupt=True)
     out = tmp_path / "run"
     args = ["train", "--data", str(square_data), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *TINY]
     args += ["--epochs", "1", "--weak-data", str(weak), "--weak-labels", "marked=square", "--weak-repeat", "2"]
@@ -110,7 +100,7 @@ def test_train_with_weak_labels_counts_and_reports_them(square_data: Path, tmp_p
 def test_weak_label_mistakes_stop_the_run_with_a_clear_message(
     square_data: Path, tmp_path: Path, capsys, labels: str, message: str
 ) -> None:
-    weak = _weak_folder(square_data, tmp_path)
+    weak = make_weak_folder(square_data, tmp_path)
     args = ["train", "--data", str(square_data), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c")]
     args += [*TINY, "--epochs", "1", "--weak-data", str(weak), "--weak-labels", labels]
     assert main(args) == 2
