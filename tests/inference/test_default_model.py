@@ -31,7 +31,7 @@ def test_default_model_classifies_the_sample_scans(samples_dir: Path, capsys: py
     rows = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
     assert len(rows) == 8 and all(r["error"] is None for r in rows)
     correct = sum(r["label"] == Path(r["file"]).parent.name for r in rows)
-    assert correct >= 6, rows  # 7 of 8 when shipped; one meningioma is called glioma
+    assert correct >= 6, rows  # 8 of 8 with the shipped average; the base model called one meningioma glioma
     assert all(r["in_distribution"] for r in rows)
     # The card's worst finding travels with every "notumor" answer, and only with those.
     assert all(("T1 contrast-enhanced" in (r["caveat"] or "")) == (r["label"] == "notumor") for r in rows)
