@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# CLI flags of a seconds-long training run: a tiny CNN from scratch on 64 px scans, no worker processes.
+TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+
 
 def make_square_dataset(root: Path, per_class: int = 24, size: int = 64, seed: int = 0) -> Path:
     """ROOT/Training/{plain,square}/*.png: a noisy dark 'head' disc, with a bright square or without.

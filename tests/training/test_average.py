@@ -14,9 +14,7 @@ from braintumor.inference import load_predictor
 from braintumor.io import read_scan
 from braintumor.training.average import average_models, average_state_dicts
 
-from .conftest import make_square_dataset, make_weak_folder
-
-TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+from .conftest import TINY, make_square_dataset, make_weak_folder
 
 
 def _train(square_data: Path, tmp_path: Path, name: str, *extra: str) -> Path:

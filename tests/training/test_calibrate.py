@@ -11,7 +11,7 @@ from braintumor.cli import main
 from braintumor.inference import load_predictor
 from braintumor.models import load_model
 
-TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+from .conftest import TINY
 
 
 @pytest.fixture()

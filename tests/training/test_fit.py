@@ -19,7 +19,7 @@ from braintumor.models.checkpoint import load_model
 from braintumor.training.config import TrainConfig
 from braintumor.training.fit import MONITOR
 
-TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+from .conftest import TINY
 
 
 def _train_args(data: Path, out: Path, cache: Path, *extra: str) -> list[str]:

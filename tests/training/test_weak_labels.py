@@ -16,9 +16,7 @@ from braintumor.data import parse_label_sets
 from braintumor.training.config import TrainConfig
 from braintumor.training.module import ClassifierModule, label_set_loss
 
-from .conftest import make_weak_folder
-
-TINY = ["--arch", "simple_cnn", "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--num-workers", "0"]
+from .conftest import TINY, make_weak_folder
 
 
 def test_parse_label_sets() -> None:
