@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,20 @@ def shared_data() -> Path:
 def samples_dir() -> Path:
     """The sample scans shipped inside the package (two per class)."""
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def pydicom_test_file() -> Callable[[str], Path]:
+    """pydicom_test_file(name): a real DICOM file from pydicom's wheel (no download), or skip without it."""
+    import pydicom
+
+    def find(name: str) -> Path:
+        path = Path(pydicom.__file__).parent / "data" / "test_files" / name
+        if not path.is_file():
+            pytest.skip(f"pydicom {pydicom.__version__} does not ship {name}")
+        return path
+
+    return find
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,16 @@ def test_scan_with_a_small_coloured_annotation_passes(samples_dir: Path) -> None
 
 def test_non_images_are_left_to_the_reader() -> None:
     assert coloured_share(b"DICM not really") is None and colour_refusal(b"") is None
+
+
+def test_dicom_with_a_tiff_preamble_is_not_opened_as_an_image(pydicom_test_file) -> None:
+    # pydicom's MR_small.dcm keeps a TIFF header in its preamble; Pillow would parse it and warn
+    path = pydicom_test_file("MR_small.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        item = read_input(path)
+    assert item.scan is not None and item.scan.format == "dicom"
+    assert item.error is None and item.refusal is None
 
 
 @pytest.mark.parametrize("value", [0, 37, 255])

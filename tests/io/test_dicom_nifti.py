@@ -239,3 +239,29 @@ def test_dicom_window_survives_as_float01(dicom_bytes):
     assert scan.pixels.max() < 0.5
     np.testing.assert_array_equal(scan.as_float01(), scan.pixels)  # no min-max stretch of a windowed image
     assert scan.as_uint8()[0, 0] == round(float(scan.pixels[0, 0]) * 255)
+
+
+# ---------------------------------------------------------------- real files shipped inside pydicom's wheel
+
+
+def test_dicom_with_a_tiff_header_in_its_preamble(dicom_bytes, pydicom_test_file):
+    # PS3.10 leaves the 128-byte preamble to applications; dual-personality files put a TIFF header there.
+    data = dicom_bytes(corner_pattern())
+    tiff_preamble = b"II*\x00" + data[4:]
+    np.testing.assert_array_equal(read_scan(tiff_preamble).pixels, read_scan(data).pixels)
+    # pydicom's own MR_small.dcm is such a file: a real 64x64 MR slice
+    scan = read_scan(pydicom_test_file("MR_small.dcm").read_bytes(), name="MR_small.dcm")
+    assert (scan.format, scan.shape, scan.extra["modality"]) == ("dicom", (64, 64), "MR")
+
+
+def test_dicom_variant_the_installed_plugin_cannot_decode(pydicom_test_file):
+    # JPEG Extended with 12-bit samples: the syntax has a plugin here (Pillow), which decodes only 8 bits
+    path = pydicom_test_file("JPEG-lossy.dcm")
+    try:
+        read_scan(path.read_bytes(), name=path.name)
+    except ScanReadError as exc:
+        assert exc.reason.startswith("compressed DICOM (JPEG Extended")
+        assert "12-bit" in exc.reason and "cannot be decoded by the installed plugin(s) (pillow)" in exc.reason
+        assert "pip install" in exc.reason
+    else:
+        pytest.skip("a plugin that decodes 12-bit JPEG is installed here")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,11 @@ def predict_files(
     summary = BatchSummary()
     names: set[str] = set()
     bar = tqdm(total=len(files), unit="scan", desc="predict", disable=not progress, file=err)
-    with ThreadPoolExecutor(max_workers=min(4, cpu_count())) as pool:
+    # The readers silence Pillow's warnings about damage they handle (bad EXIF...) with catch_warnings,
+    # which is not thread-safe: one thread leaving it can unmute another. Muting them around the pool
+    # keeps them out of the output whatever the interleaving.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(4, cpu_count())) as pool:
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
         for start in range(0, len(files), predictor.batch_size):
             chunk = files[start : start + predictor.batch_size]
             inputs = list(pool.map(read_input, chunk))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from braintumor.inference.gate import colour_refusal
 from braintumor.io import Scan, ScanReadError, is_scan_file, read_scan
+from braintumor.io.images import PIL_FORMATS
 from braintumor.io.source import load_bytes
 
 
@@ -36,7 +37,8 @@ def read_input(source: str | Path | bytes, *, name: str | None = None) -> ScanIn
         scan = read_scan(data, name=label)
     except ScanReadError as exc:
         return ScanInput(label, error=exc.reason)
-    return ScanInput(label, scan, refusal=colour_refusal(data))
+    # only image files carry colour channels; a DICOM's preamble may hold a TIFF header Pillow would misread
+    return ScanInput(label, scan, refusal=colour_refusal(data) if scan.format in PIL_FORMATS else None)
 
 
 def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:

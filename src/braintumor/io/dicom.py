@@ -25,6 +25,7 @@ from braintumor.io.dicom_pixels import frame_to_unit
 from braintumor.io.types import Scan, ScanReadError
 
 if TYPE_CHECKING:
+    import numpy as np
     from pydicom.dataset import Dataset
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -103,7 +104,7 @@ def _decode(ds: Dataset, label: str, which: SliceChoice) -> list[Scan]:
     extra, spacing = _technical_extra(ds, frames), _spacing(ds)
     scans = []
     for index in pick_indices(label, frames, which):
-        pixels, how = frame_to_unit(ds, index, label)
+        pixels, how = _decoded_frame(ds, index, label)
         scans.append(
             Scan(
                 pixels=pixels,
@@ -162,6 +163,31 @@ def _require_decoder(ds: Dataset, label: str) -> None:
             f"compressed DICOM ({syntax.name}) needs a decoder plugin that is not installed; "
             f"install one of: {' | '.join(commands)}",
         )
+
+
+def _decoded_frame(ds: Dataset, index: int, label: str) -> tuple[np.ndarray, str]:
+    """frame_to_unit, saying which plugins to add when the installed ones cannot decode this variant.
+
+    An installed plugin may still refuse part of a syntax (Pillow decodes 8-bit JPEG Extended, not
+    12-bit); pydicom then raises RuntimeError. Its message names only plugins and bit depths.
+    """
+    syntax = ds.file_meta.TransferSyntaxUID
+    try:
+        return frame_to_unit(ds, index, label)
+    except RuntimeError:
+        if not syntax.is_compressed:
+            raise
+        from pydicom.pixels import get_decoder
+
+        decoder = get_decoder(syntax)
+        tried = ", ".join(decoder.available_plugins) or "none"
+        others = [_pip_command(dep) for dep in decoder.missing_dependencies]
+        hint = f"; another plugin may: {' | '.join(others)}" if others else ""
+        raise ScanReadError(
+            label,
+            f"compressed DICOM ({syntax.name}, {ds.get('BitsStored', '?')}-bit) cannot be decoded by the "
+            f"installed plugin(s) ({tried}){hint}",
+        ) from None
 
 
 def _pip_command(dependency: str) -> str:

@@ -43,7 +43,9 @@ def sniff(data: bytes, label: str) -> str:
     Raises:
         ScanReadError: the content is not a supported image, DICOM or NIfTI file.
     """
-    kind = _image_kind(data) or _medical_kind(data)
+    # DICOM first: its 128-byte preamble is free for other use, and dual-personality files put a TIFF
+    # header there (PS3.10 section 7.1), so the bytes at offset 0 can look like an image.
+    kind = _medical_kind(data) or _image_kind(data)
     if kind:
         return kind
     if label.lower().endswith(DICOM_SUFFIXES) and not _looks_like_text(data[:512]):
