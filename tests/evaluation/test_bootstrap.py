@@ -26,7 +26,7 @@ def test_interval_contains_point_estimate(stratified: bool) -> None:
     labels, probs = _data(300)
     point = summary_metrics(labels, probs, list("abcd"))
     ci = bootstrap_ci(labels, probs, settings=BootstrapSettings(n_resamples=300, stratified=stratified))
-    for key in ("accuracy", "macro_f1", "auc_roc_macro"):
+    for key in ("accuracy", "macro_f1", "auc_roc_macro", "ece"):
         low, high = ci[key]
         assert low < point[key] < high, (key, low, point[key], high)
         assert high - low > 0.01  # a real interval, not a point
@@ -35,7 +35,7 @@ def test_interval_contains_point_estimate(stratified: bool) -> None:
 def test_interval_is_narrower_with_more_data() -> None:
     small = bootstrap_ci(*_data(80), settings=FAST)
     large = bootstrap_ci(*_data(2000), settings=FAST)
-    for key in ("accuracy", "macro_f1", "auc_roc_macro"):
+    for key in ("accuracy", "macro_f1", "auc_roc_macro", "ece"):
         # width shrinks like 1/sqrt(n): 25x the data -> about 1/5 of the width
         assert (large[key][1] - large[key][0]) < 0.5 * (small[key][1] - small[key][0]), key
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from braintumor import DISCLAIMER
 from braintumor.evaluation.result import HEADLINE, EvaluationResult
 
-CI_KEYS = ("accuracy", "macro_f1", "auc_roc_macro")
+CI_KEYS = ("accuracy", "macro_f1", "auc_roc_macro", "ece")
 
 
 def metrics_json(result: EvaluationResult) -> dict:
@@ -70,7 +70,7 @@ def fmt(value, ci: list[float] | None = None) -> str:
 
 
 def headline_rows(metrics: dict) -> dict[str, str]:
-    """HEADLINE key -> formatted figure (with its CI for accuracy, macro F1 and macro AUC)."""
+    """HEADLINE key -> formatted figure (with its CI for accuracy, macro F1, macro AUC and calibrated ECE)."""
     ci = metrics.get("ci") or {}
     return {k: fmt(metrics.get(k), ci.get(k) if k in CI_KEYS else None) for k in HEADLINE}
 
