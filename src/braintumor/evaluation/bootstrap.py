@@ -53,9 +53,7 @@ def _ece(labels: torch.Tensor, probs: torch.Tensor) -> float:
     # The same definition as calibration.expected_calibration_error (15 equal-width bins, top label).
     # Binned ECE is biased upward on small sets, and so are its resamples: the interval says how much the
     # figure moves with the scans drawn, not where an unbiased estimate would lie.
-    return float(
-        multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=15, norm="l1", validate_args=False)
-    )
+    return float(multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=15, norm="l1", validate_args=False))
 
 
 # The headline figures that get intervals in metrics.json, keyed as there.
