@@ -360,7 +360,8 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         help="export a model to ONNX; fit its out-of-distribution check",
         description="Writes <stem>.onnx (dynamic batch; the preprocessing contract in its metadata) and, with "
         "--ood-from, <stem>.ood.safetensors + <stem>.ood.json beside the checkpoint: a Mahalanobis-distance check "
-        "on the penultimate features, fitted on DATA's train split, with its threshold at --ood-percentile of the "
+        "on the penultimate features (plus one layer's channel statistics, --ood-layer), fitted on DATA's train "
+        "split, with its threshold at --ood-percentile of the "
         "scores of DATA's val split (or of 15%% of train held out). `predict` and `serve` then refuse scans beyond "
         "the threshold (in_distribution false, no label). --ood-own-split fits it on the model's own "
         "training split and thresholds it on its validation split instead.",
@@ -378,6 +379,12 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ood-percentile", type=float, default=99.0, help="threshold percentile of validation scores")
     p.add_argument("--ood-max-per-class", type=int, help="use at most this many scans per class (faster)")
+    p.add_argument(
+        "--ood-layer",
+        default="auto",
+        help="also read this layer's channel mean and std (module path); 'auto': the architecture's own "
+        "(EfficientNet-Lite: the first stride-16 block), 'none': penultimate features only",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export)
@@ -435,7 +442,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from braintumor.inference import export_onnx, ood_paths
     from braintumor.inference.export import parity
+    from braintumor.inference.ood import load_ood
     from braintumor.inference.ood_fit import fit_ood_on_dataset, fit_ood_on_training_split
+    from braintumor.inference.tta import tta_mode
     from braintumor.io import read_scan
     from braintumor.models import checkpoint_paths, load_model
     from braintumor.models.default import resolve_model_path
@@ -445,7 +454,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model)
     loaded = load_model(path)
     if args.ood_from or args.ood_own_split:
-        fit_args = {"max_per_class": args.ood_max_per_class, "batch_size": args.batch_size, "progress": not args.quiet}
+        fit_args = {
+            "max_per_class": args.ood_max_per_class,
+            "batch_size": args.batch_size,
+            "progress": not args.quiet,
+            "stats_layer": None if args.ood_layer == "none" else args.ood_layer,
+        }
         if args.ood_own_split:
             detector = fit_ood_on_training_split(loaded, path, args.ood_percentile, **fit_args)
         else:
@@ -460,7 +474,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     if args.format == "onnx":
         out = args.out or checkpoint_paths(path)[0].with_suffix(".onnx")
-        export_onnx(loaded, out)
+        stored = load_ood(path, loaded.meta.get("weights_sha256"), tta=tta_mode(loaded.meta, path))
+        export_onnx(loaded, out, stats_layer=stored.stats_layer if stored else None)  # the graph feeds its check
         for src, dst in zip(ood_paths(path), ood_paths(out), strict=True):
             if src.is_file() and src.resolve() != dst.resolve():
                 shutil.copyfile(src, dst)  # the ONNX predictor looks for the OOD check beside the .onnx file

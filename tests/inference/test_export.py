@@ -95,3 +95,38 @@ def test_not_an_onnx_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a protobuf at all \x00\x01")
     with pytest.raises(ValueError, match=r"model\.onnx: not a readable ONNX file"):
         read_contract(bad)
+
+
+def test_onnx_graph_carries_the_stats_layer_of_its_ood_check(model_copy: Path, samples_dir: Path) -> None:
+    loaded = load_model(model_copy)
+    samples = discover(samples_dir).samples()
+    detector = fit_ood(loaded, samples, samples, percentile=100, stats_layer="features.6")
+    dataclasses.replace(detector, threshold=detector.threshold * 1.01).save(model_copy)
+    onnx_path = export_onnx(loaded, model_copy / "model.onnx", stats_layer="features.6")
+    assert read_contract(onnx_path)["ood_stats_layer"] == "features.6"
+    inputs = [read_input(s.path) for s in samples]
+    by_torch = load_predictor(model_copy).predict_inputs(inputs)
+    by_onnx = load_predictor(model_copy, backend="onnx").predict_inputs(inputs)
+    for a, b in zip(by_torch, by_onnx, strict=True):
+        assert a.in_distribution and b.in_distribution
+        assert abs(a.ood_score - b.ood_score) < 1e-3 * a.ood_score
+    export_onnx(loaded, model_copy / "model.onnx")  # a graph without the statistics the detector needs
+    with pytest.raises(ValueError, match="re-run `braintumor export`"):
+        load_predictor(model_copy, backend="onnx")
+
+
+def test_cli_export_gives_the_graph_the_layer_of_the_fitted_check(
+    model_copy: Path, samples_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from braintumor.cli import main
+
+    for split in ("train", "val"):  # the 8 samples are too few to carve a validation split from
+        shutil.copytree(samples_dir, tmp_path / "data" / split, ignore=shutil.ignore_patterns("*.md"))
+    args = ["export", "--model", str(model_copy), "--ood-from", str(tmp_path / "data"), "--quiet"]
+    assert main([*args, "--ood-layer", "features.6", "--ood-percentile", "100"]) == 0
+    assert read_contract(model_copy / "model.onnx")["ood_stats_layer"] == "features.6"
+    assert load_predictor(model_copy, backend="onnx").ood.stats_layer == "features.6"
+    assert main([*args, "--ood-layer", "none"]) == 0
+    assert read_contract(model_copy / "model.onnx")["ood_stats_layer"] is None

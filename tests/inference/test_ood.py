@@ -95,3 +95,54 @@ def test_fit_reports_unreadable_samples(model_copy: Path, samples_dir: Path, tmp
     assert det.info["n_train"] == 8
     assert det.info["unreadable"] == [{"file": str(bad), "error": det.info["unreadable"][0]["error"]}]
     assert "JPEG" in det.info["unreadable"][0]["error"] or "truncated" in det.info["unreadable"][0]["error"]
+
+
+def test_stats_layer_features_are_penultimate_then_channel_mean_and_std(tiny_checkpoint: Path) -> None:
+    import torch
+
+    from braintumor.inference.backends import LogitsAndFeatures
+    from braintumor.inference.tta import with_tta
+
+    model = load_model(tiny_checkpoint).model.eval()
+    x = torch.randn(3, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    layer = model.get_submodule("features.6")
+    seen: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _a, out: seen.append(out))
+    with torch.inference_mode():
+        logits = model(x)
+        handle.remove()
+        got_logits, features = LogitsAndFeatures(model, "features.6")(x)
+        plain = LogitsAndFeatures(model)(x)[1]
+    out = seen[0]
+    torch.testing.assert_close(got_logits, logits)
+    channels = out.shape[1]
+    assert features.shape == (3, plain.shape[1] + 2 * channels)
+    torch.testing.assert_close(features[:, : plain.shape[1]], plain)
+    torch.testing.assert_close(features[:, plain.shape[1] :], torch.cat([out.mean((2, 3)), out.std((2, 3))], 1))
+    # Mirror averaging runs both views as one batch: the statistics are averaged over the views too.
+    with torch.inference_mode():
+        flipped = LogitsAndFeatures(model, "features.6")(x.flip(-1))[1]
+        averaged = LogitsAndFeatures(with_tta(model, "hflip"), "features.6")(x)[1]
+    torch.testing.assert_close(averaged, (features + flipped) / 2, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"no layer 'features\.99'"):
+        LogitsAndFeatures(model, "features.99")
+
+
+def test_fit_with_a_stats_layer_is_recorded_and_used_when_loaded(
+    model_copy: Path, samples_dir: Path, noise_png: bytes
+) -> None:
+    from braintumor.inference.ood_fit import default_stats_layer
+
+    assert default_stats_layer("efficientnet_lite0") == "blocks.5" and default_stats_layer("simple_cnn") is None
+    assert default_stats_layer("not_a_model") is None
+    samples = discover(samples_dir).samples()
+    det = fit_ood(load_model(model_copy), samples, samples, percentile=100, stats_layer="features.6")
+    plain = fit_ood(load_model(model_copy), samples, samples, percentile=100)  # "auto": none for simple_cnn
+    assert det.stats_layer == "features.6" and plain.stats_layer is None
+    assert det.feature_dim > plain.feature_dim and "features.6" in det.info["features"]
+    det.save(model_copy)
+    predictor = load_predictor(model_copy)
+    assert predictor.card["ood"]["features"] == det.info["features"]
+    scans = predictor.predict_inputs([read_input(s.path) for s in samples])
+    assert all(p.in_distribution and p.label for p in scans)  # the backend feeds the detector its own features
+    assert not predictor.predict_inputs([read_input(noise_png, name="noise.png")])[0].in_distribution

@@ -2,6 +2,9 @@
 
 `features` are the penultimate activations, the input of the network's final linear layer (every model in
 the registry ends in exactly one `nn.Linear`); the out-of-distribution check measures distances there.
+With a `stats_layer`, each row also carries the per-channel mean and standard deviation of that
+intermediate layer's output (`LogitsAndFeatures`): image statistics the penultimate layer has learnt to
+ignore, which is what tells a face or a page of text from a scan.
 One forward pass at a time per backend: each pass already uses every core (intra-op threads), so running
 two at once would only make both slower and double the memory; callers may still decode in parallel.
 """
@@ -63,6 +66,45 @@ def split_at_head(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
     return body, head
 
 
+def _layer(body: nn.Module, name: str) -> nn.Module:
+    """`body`'s submodule `name`, also when `body` wraps the model (a test-time-augmentation wrapper's `body.`)."""
+    for path in (name, f"body.{name}"):
+        try:
+            return body.get_submodule(path)
+        except AttributeError:
+            continue
+    raise ValueError(f"{type(body).__name__} has no layer '{name}' to take image statistics from")
+
+
+class LogitsAndFeatures(nn.Module):
+    """The network split at its final linear layer: forward gives (logits, OOD features).
+
+    The features are the penultimate activations, followed, with `stats_layer`, by the per-channel mean and
+    standard deviation of that layer's output (2C values). A wrapper that runs k views of each scan as one
+    batch of kN (the mirror averaging of `tta.py`) gets the statistics averaged over the k views, as the
+    penultimate features are. Written as a forward hook so the ONNX exporter traces the same code.
+    """
+
+    def __init__(self, model: nn.Module, stats_layer: str | None = None) -> None:
+        super().__init__()
+        self.body, self.head = split_at_head(model)
+        self.stats_layer = stats_layer
+        self._seen: list[torch.Tensor] = []
+        if stats_layer:
+            _layer(self.body, stats_layer).register_forward_hook(lambda _m, _a, out: self._seen.append(out))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[0]
+        self._seen.clear()
+        features = torch.flatten(self.body(x), 1)
+        logits = self.head(features)
+        if self.stats_layer:
+            out = self._seen.pop()
+            stats = torch.cat([out.mean((2, 3)), out.std((2, 3))], 1)
+            features = torch.cat([features, stats.reshape(-1, n, stats.shape[1]).mean(0)], 1)
+        return logits, features
+
+
 @contextlib.contextmanager
 def _capture_input(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """Record the input of `module` during the block; the hook is removed on leaving, whatever happens."""
@@ -84,13 +126,21 @@ class TorchBackend:
     Args:
         model: a network in eval mode.
         threads: intra-op threads; None keeps torch's default (one per physical core). This is process-wide.
+        stats_layer: add that layer's per-channel mean and std to the features (see `LogitsAndFeatures`).
         channels_last: use the NHWC memory format, which oneDNN convolutions often run faster on CPU;
             `benchmarks/inference_speed.py --channels-last` measures whether it helps a given model.
     """
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, *, threads: int | None = None, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        threads: int | None = None,
+        channels_last: bool = False,
+        stats_layer: str | None = None,
+    ) -> None:
         if threads is not None:
             torch.set_num_threads(max(1, int(threads)))
         self.model = model.eval()
@@ -99,15 +149,20 @@ class TorchBackend:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.head_name, self.head = final_linear(self.model)
         self.device = next(self.model.parameters()).device
+        self.split = LogitsAndFeatures(self.model, stats_layer).eval() if stats_layer else None
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._lock, torch.inference_mode(), _capture_input(self.head) as store:
-            logits = self.model(x)
-        features = store["x"].flatten(1)
+        with self._lock, torch.inference_mode():
+            if self.split is not None:
+                logits, features = self.split(x)
+            else:
+                with _capture_input(self.head) as store:
+                    logits = self.model(x)
+                features = store["x"].flatten(1)
         return logits.float().cpu().numpy(), features.float().cpu().numpy()
 
 

@@ -1,7 +1,8 @@
 """Export a checkpoint to ONNX, with the preprocessing contract written into the file's metadata.
 
 The graph takes "input", float32 (batch, C, S, S) already normalised, with a dynamic batch axis, and gives
-"logits" (batch, K) and "features" (batch, D), the penultimate activations the OOD check needs. Scan ->
+"logits" (batch, K) and "features" (batch, D), what the OOD check reads: the penultimate activations, then
+the channel statistics of the contract's `ood_stats_layer` when it names one. Scan ->
 tensor stays outside the graph (crop to the head, pad to square, resize, normalise: `ScanPipeline`), so the
 metadata states every setting another runtime needs to reproduce it: `metadata_props` keys start with
 "braintumor." and hold JSON values (see `contract_of`).
@@ -16,28 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from braintumor import DISCLAIMER, __version__
-from braintumor.inference.backends import split_at_head
+from braintumor.inference.backends import LogitsAndFeatures
 from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.models import LoadedModel
 
 FORMAT = "braintumor-onnx"
 FORMAT_VERSION = 1
 OPSET = 18
-
-
-class LogitsAndFeatures(nn.Module):
-    """The network split at its final linear layer: forward gives (logits, penultimate features)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.body, self.head = split_at_head(model)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = torch.flatten(self.body(x), 1)
-        return self.head(features), features
 
 
 def contract_of(loaded: LoadedModel) -> dict[str, Any]:
@@ -63,13 +51,15 @@ def contract_of(loaded: LoadedModel) -> dict[str, Any]:
     }
 
 
-def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET) -> Path:
+def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET, stats_layer: str | None = None) -> Path:
     """Write `loaded` as an ONNX file with a dynamic batch axis and the contract in its metadata.
 
     Args:
         loaded: a checkpoint from `braintumor.models.load_model`.
         out: the `.onnx` path to write (its folder is created).
         opset: ONNX opset version.
+        stats_layer: the layer whose channel statistics the OOD check also reads (its detector's
+            `stats_layer`); recorded in the contract as `ood_stats_layer`.
 
     Returns:
         The path written.
@@ -77,7 +67,7 @@ def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET) -> 
     import onnx
 
     out = Path(out)
-    wrapper = LogitsAndFeatures(inference_model(loaded).cpu()).eval()
+    wrapper = LogitsAndFeatures(inference_model(loaded).cpu(), stats_layer).eval()
     example = torch.zeros(2, loaded.in_chans, loaded.image_size, loaded.image_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     # The exporter reports its progress on stdout/stderr; a CLI command should print only its own result.
@@ -93,7 +83,7 @@ def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET) -> 
             dynamic_shapes={"x": {0: batch}},
         )
     proto = program.model_proto
-    for key, value in contract_of(loaded).items():
+    for key, value in {**contract_of(loaded), "ood_stats_layer": stats_layer}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"braintumor.{key}", json.dumps(value, ensure_ascii=False)
     proto.doc_string = f"braintumor {loaded.arch} classifier ({', '.join(loaded.class_names)}). {DISCLAIMER}"

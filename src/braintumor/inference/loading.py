@@ -53,7 +53,12 @@ def load_predictor(
     ood = load_ood(path, loaded.meta.get("weights_sha256"), tta=tta_mode(loaded.meta, path))
     pipeline = ScanPipeline.for_model(loaded)
     return Predictor(
-        TorchBackend(inference_model(loaded), threads=threads, channels_last=channels_last),
+        TorchBackend(
+            inference_model(loaded),
+            threads=threads,
+            channels_last=channels_last,
+            stats_layer=ood.stats_layer if ood else None,
+        ),
         pipeline,
         loaded.class_names,
         loaded.temperature,
@@ -83,6 +88,12 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
         if sha and contract.get("weights_sha256") and sha != contract["weights_sha256"]:
             raise ValueError(f"{onnx_path}: exported from other weights than {checkpoint}; re-run `braintumor export`")
     ood = load_ood(onnx_path, contract.get("weights_sha256"), tta=tta_mode(contract, onnx_path))
+    if ood is not None and ood.stats_layer != contract.get("ood_stats_layer"):
+        raise ValueError(
+            f"{onnx_path}: the graph's OOD features (statistics of {contract.get('ood_stats_layer') or 'no layer'}) "
+            f"do not match its out-of-distribution detector ({ood.stats_layer or 'penultimate only'}); "
+            "re-run `braintumor export`"
+        )
     pipeline = ScanPipeline.from_settings(contract["preprocess"], contract["normalization"], contract["in_chans"])
     return Predictor(
         OnnxBackend(onnx_path, threads=threads),
@@ -134,5 +145,5 @@ def model_card(meta: dict[str, Any], backend: str, ood: OODDetector | None) -> d
 def _ood_card(ood: OODDetector | None) -> dict[str, Any]:
     if ood is None:
         return {"available": False, "note": "no out-of-distribution detector is stored with this model"}
-    keys = ("method", "fitted_on", "percentile", "n_train", "n_val", "val_refused_share", "created_utc")
+    keys = ("method", "features", "fitted_on", "percentile", "n_train", "n_val", "val_refused_share", "created_utc")
     return {"available": True, "threshold": ood.threshold, **{k: ood.info.get(k) for k in keys}}

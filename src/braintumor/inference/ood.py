@@ -8,6 +8,12 @@ shrinkage estimate (scikit-learn), because features often have more dimensions t
 The threshold is the `percentile`-th percentile of the scores of held-out validation scans, so about
 (100 - percentile) % of genuine scans are refused by design; that rate is stated in the detector's info.
 
+Far-from-MRI images (faces, pages of text) can land near a class mean of the penultimate features, which
+training made blind to whatever does not separate the classes. So for architectures that name an
+`ood_stats_layer` (the EfficientNet-Lite family), each feature row also carries the per-channel mean and
+standard deviation of that intermediate layer (image statistics in the spirit of Lee et al.'s multi-layer
+variant and of Gram-matrix detectors), and one Mahalanobis distance covers both parts.
+
 Files beside the checkpoint ``<stem>.safetensors``: ``<stem>.ood.safetensors`` (means, precision) and
 ``<stem>.ood.json`` (threshold, percentile, counts, the weights' SHA-256 the detector belongs to).
 """
@@ -53,6 +59,11 @@ class OODDetector:
     @property
     def feature_dim(self) -> int:
         return int(self.means.shape[1])
+
+    @property
+    def stats_layer(self) -> str | None:
+        """The layer whose channel statistics follow the penultimate features, or None (penultimate only)."""
+        return self.info.get("stats_layer")
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Distance of each feature row (N, D) to its nearest class mean, shape (N,)."""
@@ -154,7 +165,7 @@ def fit_from_features(
     val_scores = detector.score(val)
     threshold = float(np.percentile(val_scores, percentile))
     info = {
-        "method": "mahalanobis, class means + shared Ledoit-Wolf covariance, penultimate features",
+        "method": "mahalanobis, class means + shared Ledoit-Wolf covariance",
         "percentile": percentile,
         "classes": classes,
         "n_train": len(train),

@@ -15,7 +15,12 @@ from braintumor.inference.ood import OODDetector, fit_from_features
 from braintumor.inference.predictor import Predictor
 from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.io import ScanReadError, read_scan
-from braintumor.models import LoadedModel
+from braintumor.models import LoadedModel, list_models, model_info
+
+
+def default_stats_layer(arch: str) -> str | None:
+    """The architecture's registered `ood_stats_layer` (None for unknown or unregistered architectures)."""
+    return model_info(arch).ood_stats_layer if arch in list_models() else None
 
 
 def fit_ood(
@@ -26,6 +31,7 @@ def fit_ood(
     *,
     batch_size: int = 32,
     progress: bool = False,
+    stats_layer: str | None = "auto",
 ) -> OODDetector:
     """Fit the Mahalanobis detector on the training scans' features; threshold at `percentile` of validation.
 
@@ -37,6 +43,8 @@ def fit_ood(
         percentile: in [50, 100].
         batch_size: scans per forward pass.
         progress: show tqdm progress bars on stderr.
+        stats_layer: also read that layer's channel statistics; "auto": the architecture's registered
+            `ood_stats_layer`; None: penultimate features only.
 
     Returns:
         The detector; `info["unreadable"]` lists files that could not be read (they are left out), and
@@ -45,8 +53,10 @@ def fit_ood(
     Raises:
         ValueError: too few readable scans, or a percentile outside [50, 100].
     """
+    if stats_layer == "auto":
+        stats_layer = default_stats_layer(loaded_model.arch)
     predictor = Predictor(
-        TorchBackend(inference_model(loaded_model)),
+        TorchBackend(inference_model(loaded_model), stats_layer=stats_layer),
         ScanPipeline.for_model(loaded_model),
         loaded_model.class_names,
         loaded_model.temperature,
@@ -60,6 +70,8 @@ def fit_ood(
         **detector.info,
         "weights_sha256": loaded_model.meta.get("weights_sha256"),
         "tta": tta_mode(loaded_model.meta),  # features of averaged views differ from one view's
+        "stats_layer": stats_layer,
+        "features": "penultimate" + (f" + channel mean and std of {stats_layer}" if stats_layer else ""),
         "unreadable": unreadable,
     }
     return OODDetector(detector.means, detector.precision, detector.threshold, info)
@@ -101,6 +113,7 @@ def fit_ood_on_dataset(
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = False,
+    stats_layer: str | None = "auto",
 ) -> OODDetector:
     """Fit the detector on a dataset folder: its "train" split (or all of it) and its "val" split.
 
@@ -120,7 +133,9 @@ def fit_ood_on_dataset(
         val = _cap(val, max_per_class, seed)
     else:
         train, val = train_val_split(train, val_fraction=val_fraction, seed=seed)
-    detector = fit_ood(loaded_model, train, val, percentile, batch_size=batch_size, progress=progress)
+    detector = fit_ood(
+        loaded_model, train, val, percentile, batch_size=batch_size, progress=progress, stats_layer=stats_layer
+    )
     detector.info["fitted_on"] = str(data)
     return detector
 
@@ -135,6 +150,7 @@ def fit_ood_on_training_split(
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = False,
+    stats_layer: str | None = "auto",
 ) -> OODDetector:
     """Fit the detector on the model's own training split; threshold on its own validation split.
 
@@ -151,7 +167,9 @@ def fit_ood_on_training_split(
 
     with rebuilt_split(loaded_model, Path(model_path), data=data, progress=progress) as (prepared, _):
         train, val = _cap(prepared.train, max_per_class, seed), prepared.val
-    detector = fit_ood(loaded_model, train, val, percentile, batch_size=batch_size, progress=progress)
+    detector = fit_ood(
+        loaded_model, train, val, percentile, batch_size=batch_size, progress=progress, stats_layer=stats_layer
+    )
     detector.info["fitted_on"] = "the model's own training split; threshold on its validation split"
     return detector
 

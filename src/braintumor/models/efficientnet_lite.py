@@ -62,6 +62,17 @@ def lite_cam_layer(variant: int) -> str:
     return f"blocks.{sum(repeats[: _CAM_STAGE + 1]) - 1}"
 
 
+# Stage whose first block's output the OOD check summarises (channel mean and std, next to the penultimate
+# features): the first stride-16 block. Chosen on development data only (the training split, its validation
+# split, Chakrabarty's scans and non-MRI images the benchmark does not use), among the blocks of stages 2-3.
+_OOD_STAGE = 3
+
+
+def lite_ood_layer(variant: int) -> str:
+    """Module path of the layer whose channel statistics the OOD check of Lite`variant` reads."""
+    return f"blocks.{sum(_SCALED[variant][0][:_OOD_STAGE])}"
+
+
 def lite_stages(variant: int) -> tuple[tuple[int, int, int, int, int, int], ...]:
     """(repeats, kernel, first stride, expansion, in channels, out channels) of each stage of Lite`variant`."""
     repeats, widths = _SCALED[variant]
@@ -186,19 +197,40 @@ def _lite(variant: int, num_classes: int, in_chans: int, pretrained: bool, drop_
     return model
 
 
-@register_model(image_size=224, gradcam_layer=lite_cam_layer(0), pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
+@register_model(
+    image_size=224,
+    gradcam_layer=lite_cam_layer(0),
+    ood_stats_layer=lite_ood_layer(0),
+    pretrained=True,
+    mean=LITE0_MEAN,
+    std=LITE0_STD,
+)
 def efficientnet_lite0(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite0 (3.4 M parameters + head; ReLU6, no squeeze-excite); ImageNet weights ship offline."""
     return _lite(0, num_classes, in_chans, pretrained, drop_rate)
 
 
-@register_model(image_size=240, gradcam_layer=lite_cam_layer(1), pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
+@register_model(
+    image_size=240,
+    gradcam_layer=lite_cam_layer(1),
+    ood_stats_layer=lite_ood_layer(1),
+    pretrained=True,
+    mean=LITE0_MEAN,
+    std=LITE0_STD,
+)
 def efficientnet_lite1(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite1 (4.2 M parameters + head); offline ImageNet weights from `braintumor[lite]`."""
     return _lite(1, num_classes, in_chans, pretrained, drop_rate)
 
 
-@register_model(image_size=260, gradcam_layer=lite_cam_layer(2), pretrained=True, mean=LITE0_MEAN, std=LITE0_STD)
+@register_model(
+    image_size=260,
+    gradcam_layer=lite_cam_layer(2),
+    ood_stats_layer=lite_ood_layer(2),
+    pretrained=True,
+    mean=LITE0_MEAN,
+    std=LITE0_STD,
+)
 def efficientnet_lite2(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite2 (4.9 M parameters + head); offline ImageNet weights from `braintumor[lite]`."""
     return _lite(2, num_classes, in_chans, pretrained, drop_rate)

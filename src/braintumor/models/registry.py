@@ -37,6 +37,8 @@ class ModelInfo:
         gradcam_layer: module path (as for `nn.Module.get_submodule`) of the CAM layer (all methods hook it).
         options: extra keyword options the builder accepts (e.g. ``("width",)``).
         summary: one line describing the model (the builder's docstring).
+        ood_stats_layer: module path of the layer whose channel statistics the OOD check adds to the
+            penultimate features (`braintumor export` fits it so by default), or None for penultimate only.
     """
 
     name: str
@@ -47,6 +49,7 @@ class ModelInfo:
     gradcam_layer: str
     options: tuple[str, ...] = ()
     summary: str = ""
+    ood_stats_layer: str | None = None
 
     def normalization(self, in_chans: int = 3) -> dict[str, list[float]] | None:
         """Mean/std for `in_chans` input channels (a 1-channel stem gets the channel average), or None."""
@@ -67,6 +70,7 @@ def register_model(
     pretrained: bool = False,
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
+    ood_stats_layer: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register a builder under its function name.
 
@@ -76,6 +80,7 @@ def register_model(
         pretrained: whether the builder can load ImageNet weights.
         mean: RGB mean the pretrained weights expect (required when `pretrained`).
         std: RGB standard deviation the pretrained weights expect (required when `pretrained`).
+        ood_stats_layer: see `ModelInfo.ood_stats_layer`.
 
     Returns:
         A decorator that records the builder and returns it unchanged.
@@ -93,7 +98,7 @@ def register_model(
             raise TypeError(f"builder '{name}' must accept {', '.join(missing)}")
         options = tuple(p for p in params if p not in _BUILDER_ARGS)
         summary = (inspect.getdoc(builder) or "").split("\n", 1)[0]
-        info = ModelInfo(name, image_size, mean, std, pretrained, gradcam_layer, options, summary)
+        info = ModelInfo(name, image_size, mean, std, pretrained, gradcam_layer, options, summary, ood_stats_layer)
         _REGISTRY[name] = (builder, info)
         return builder
 
