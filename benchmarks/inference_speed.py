@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from braintumor.inference import Predictor, export_onnx, load_predictor, read_input
+from braintumor.inference import Predictor, load_predictor, read_input
 from braintumor.inference.backends import cpu_count
+from braintumor.inference.export import export_with_ood
 from braintumor.models import checkpoint_paths, load_model
 from braintumor.models.default import resolve_model_path
 
@@ -64,9 +65,8 @@ def _onnx_path(model_path: Path, tmp: str) -> Path:
     beside = checkpoint_paths(model_path)[0].with_suffix(".onnx")
     if beside.is_file():
         return beside
-    out = Path(tmp) / "model.onnx"
-    export_onnx(load_model(model_path), out)
-    return out
+    # with the OOD check's features and files, so both backends do the same work per scan
+    return export_with_ood(load_model(model_path), model_path, Path(tmp) / "model.onnx")
 
 
 def main() -> None:

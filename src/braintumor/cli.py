@@ -438,13 +438,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import shutil
-
-    from braintumor.inference import export_onnx, ood_paths
-    from braintumor.inference.export import parity
-    from braintumor.inference.ood import load_ood
+    from braintumor.inference.export import export_with_ood, parity
     from braintumor.inference.ood_fit import fit_ood_on_dataset, fit_ood_on_training_split
-    from braintumor.inference.tta import tta_mode
     from braintumor.io import read_scan
     from braintumor.models import checkpoint_paths, load_model
     from braintumor.models.default import resolve_model_path
@@ -474,11 +469,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     if args.format == "onnx":
         out = args.out or checkpoint_paths(path)[0].with_suffix(".onnx")
-        stored = load_ood(path, loaded.meta.get("weights_sha256"), tta=tta_mode(loaded.meta, path))
-        export_onnx(loaded, out, stats_layer=stored.stats_layer if stored else None)  # the graph feeds its check
-        for src, dst in zip(ood_paths(path), ood_paths(out), strict=True):
-            if src.is_file() and src.resolve() != dst.resolve():
-                shutil.copyfile(src, dst)  # the ONNX predictor looks for the OOD check beside the .onnx file
+        export_with_ood(loaded, path, out)  # the graph computes the features its OOD check reads
         samples = sorted((Path(__file__).parent / "samples").rglob("*.jpg"))
         diff = parity(loaded, out, [read_scan(p) for p in samples]) if samples else float("nan")
         print(f"wrote {out} (max |p_onnx - p_torch| on {len(samples)} sample scans: {diff:.2e})")

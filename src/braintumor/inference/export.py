@@ -95,6 +95,21 @@ def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET, sta
     return out
 
 
+def export_with_ood(loaded: LoadedModel, model_path: str | Path, out: str | Path) -> Path:
+    """`export_onnx` for a checkpoint with its stored OOD check: the graph computes the features that check
+    reads, and the check's two files are copied beside the `.onnx` file, where the ONNX predictor looks."""
+    import shutil
+
+    from braintumor.inference.ood import load_ood, ood_paths
+
+    stored = load_ood(model_path, loaded.meta.get("weights_sha256"), tta=tta_mode(loaded.meta, model_path))
+    out = export_onnx(loaded, out, stats_layer=stored.stats_layer if stored else None)
+    for src, dst in zip(ood_paths(model_path), ood_paths(out), strict=True):
+        if src.is_file() and src.resolve() != dst.resolve():
+            shutil.copyfile(src, dst)
+    return out
+
+
 def read_contract(path: str | Path) -> dict[str, Any]:
     """The braintumor contract stored in an ONNX file's metadata (graph weights are not loaded).
 
