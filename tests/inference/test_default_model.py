@@ -37,3 +37,33 @@ def test_default_model_classifies_the_sample_scans(samples_dir: Path, capsys: py
     assert all(("T1 contrast-enhanced" in (r["caveat"] or "")) == (r["label"] == "notumor") for r in rows)
     n_no = sum(r["label"] == "notumor" for r in rows)
     assert n_no >= 1 and f"braintumor: caution: {n_no} 'notumor' answer(s):" in captured.err
+
+
+def test_default_model_refuses_faces_and_text_but_not_its_samples(samples_dir: Path) -> None:
+    # What the check's image statistics are for: grayscale photos and pages passed the penultimate-only check.
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+    from skimage.data import lfw_subset
+    from skimage.transform import resize
+
+    from braintumor.inference import load_predictor, read_input
+
+    def png(array: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, format="PNG")
+        return buf.getvalue()
+
+    page = Image.new("L", (256, 256), 235)
+    draw = ImageDraw.Draw(page)
+    for y in range(4, 246, 12):
+        draw.text((4, y), "axial slice findings impression normal study", fill=30)
+    faces = [(resize(face, (128, 128)) * 255).astype(np.uint8) for face in lfw_subset()[:6]]
+    others = [read_input(png(f), name=f"face{i}.png") for i, f in enumerate(faces)]
+    others.append(read_input(png(np.asarray(page)), name="page.png"))
+    predictor = load_predictor("default")
+    assert predictor.ood.stats_layer == "blocks.5"
+    assert not any(p.in_distribution for p in predictor.predict_inputs(others))
+    scans = predictor.predict_inputs([read_input(p) for p in sorted(samples_dir.glob("*/*.jpg"))])
+    assert all(p.in_distribution for p in scans)
