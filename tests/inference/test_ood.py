@@ -124,6 +124,11 @@ def test_stats_layer_features_are_penultimate_then_channel_mean_and_std(tiny_che
         flipped = LogitsAndFeatures(model, "features.6")(x.flip(-1))[1]
         averaged = LogitsAndFeatures(with_tta(model, "hflip"), "features.6")(x)[1]
     torch.testing.assert_close(averaged, (features + flipped) / 2, atol=1e-5, rtol=1e-4)
+    import copy
+
+    copied = copy.deepcopy(LogitsAndFeatures(model, "features.6"))  # its hook must feed the copy, not the original
+    with torch.inference_mode():
+        torch.testing.assert_close(copied(x)[1], features)
     with pytest.raises(ValueError, match=r"no layer 'features\.99'"):
         LogitsAndFeatures(model, "features.99")
 

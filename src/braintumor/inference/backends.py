@@ -91,7 +91,11 @@ class LogitsAndFeatures(nn.Module):
         self.stats_layer = stats_layer
         self._seen: list[torch.Tensor] = []
         if stats_layer:
-            _layer(self.body, stats_layer).register_forward_hook(lambda _m, _a, out: self._seen.append(out))
+            # a bound method, not a lambda: a deep copy of this module then hooks into the copy's list
+            _layer(self.body, stats_layer).register_forward_hook(self._keep)
+
+    def _keep(self, _module: nn.Module, _args: tuple, out: torch.Tensor) -> None:
+        self._seen.append(out)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
