@@ -20,6 +20,8 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
+from braintumor.evaluation.calibration import ECE_BINS
+
 # f(labels (N,) long tensor, probs (N, K) float tensor) -> figure, or None where undefined.
 Statistic = Callable[[torch.Tensor, torch.Tensor], "float | None"]
 
@@ -53,7 +55,8 @@ def _ece(labels: torch.Tensor, probs: torch.Tensor) -> float:
     # The same definition as calibration.expected_calibration_error (15 equal-width bins, top label).
     # Binned ECE is biased upward on small sets, and so are its resamples: the interval says how much the
     # figure moves with the scans drawn, not where an unbiased estimate would lie.
-    return float(multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=15, norm="l1", validate_args=False))
+    ece = multiclass_calibration_error(probs, labels, probs.shape[1], n_bins=ECE_BINS, norm="l1", validate_args=False)
+    return float(ece)
 
 
 # The headline figures that get intervals in metrics.json, keyed as there.

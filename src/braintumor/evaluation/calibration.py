@@ -37,7 +37,10 @@ def fit_temperature(logits: np.ndarray | torch.Tensor, labels: np.ndarray | torc
     return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+ECE_BINS = 15  # equal-width confidence bins of every ECE the project reports (point figure and bootstrap)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """Top-label ECE with equal-width bins (torchmetrics' definition), in [0, 1]."""
     p = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)

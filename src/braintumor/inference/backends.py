@@ -11,11 +11,9 @@ two at once would only make both slower and double the memory; callers may still
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -109,21 +107,6 @@ class LogitsAndFeatures(nn.Module):
         return logits, features
 
 
-@contextlib.contextmanager
-def _capture_input(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """Record the input of `module` during the block; the hook is removed on leaving, whatever happens."""
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(_mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        store["x"] = args[0].detach()
-
-    handle = module.register_forward_pre_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
 class TorchBackend:
     """PyTorch eager inference on CPU (or the model's device), under `torch.inference_mode`.
 
@@ -147,13 +130,13 @@ class TorchBackend:
     ) -> None:
         if threads is not None:
             torch.set_num_threads(max(1, int(threads)))
-        self.model = model.eval()
-        self.channels_last = channels_last
+        model = model.eval()
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.head_name, self.head = final_linear(self.model)
-        self.device = next(self.model.parameters()).device
-        self.split = LogitsAndFeatures(self.model, stats_layer).eval() if stats_layer else None
+            model = model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        # the same split the ONNX export traces: (logits, penultimate features [+ the layer's statistics])
+        self.net = LogitsAndFeatures(model, stats_layer).eval()
+        self.device = next(self.net.parameters()).device
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,12 +144,7 @@ class TorchBackend:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
-            if self.split is not None:
-                logits, features = self.split(x)
-            else:
-                with _capture_input(self.head) as store:
-                    logits = self.model(x)
-                features = store["x"].flatten(1)
+            logits, features = self.net(x)
         return logits.float().cpu().numpy(), features.float().cpu().numpy()
 
 

@@ -191,6 +191,18 @@ def rename_lukemelas_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torc
     return renamed
 
 
+def _register_lite(variant: int, image_size: int):  # -> the register_model decorator
+    """Register Lite`variant`: its CAM and OOD layers, offline ImageNet weights with the Lite normalisation."""
+    return register_model(
+        image_size=image_size,
+        gradcam_layer=lite_cam_layer(variant),
+        ood_stats_layer=lite_ood_layer(variant),
+        pretrained=True,
+        mean=LITE0_MEAN,
+        std=LITE0_STD,
+    )
+
+
 def _lite(variant: int, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     model = EfficientNetLite(num_classes, in_chans, drop_rate, variant=variant)
     if pretrained:
@@ -199,40 +211,19 @@ def _lite(variant: int, num_classes: int, in_chans: int, pretrained: bool, drop_
     return model
 
 
-@register_model(
-    image_size=224,
-    gradcam_layer=lite_cam_layer(0),
-    ood_stats_layer=lite_ood_layer(0),
-    pretrained=True,
-    mean=LITE0_MEAN,
-    std=LITE0_STD,
-)
+@_register_lite(0, image_size=224)
 def efficientnet_lite0(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite0 (3.4 M parameters + head; ReLU6, no squeeze-excite); ImageNet weights ship offline."""
     return _lite(0, num_classes, in_chans, pretrained, drop_rate)
 
 
-@register_model(
-    image_size=240,
-    gradcam_layer=lite_cam_layer(1),
-    ood_stats_layer=lite_ood_layer(1),
-    pretrained=True,
-    mean=LITE0_MEAN,
-    std=LITE0_STD,
-)
+@_register_lite(1, image_size=240)
 def efficientnet_lite1(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite1 (4.2 M parameters + head); offline ImageNet weights from `braintumor[lite]`."""
     return _lite(1, num_classes, in_chans, pretrained, drop_rate)
 
 
-@register_model(
-    image_size=260,
-    gradcam_layer=lite_cam_layer(2),
-    ood_stats_layer=lite_ood_layer(2),
-    pretrained=True,
-    mean=LITE0_MEAN,
-    std=LITE0_STD,
-)
+@_register_lite(2, image_size=260)
 def efficientnet_lite2(*, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float) -> nn.Module:
     """EfficientNet-Lite2 (4.9 M parameters + head); offline ImageNet weights from `braintumor[lite]`."""
     return _lite(2, num_classes, in_chans, pretrained, drop_rate)
