@@ -5,7 +5,7 @@
 #           -e BRAINTUMOR_API_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" \
 #           -v /path/to/run:/models/run:ro -e BRAINTUMOR_MODEL=/models/run braintumor
 # Configuration is by environment variables (BRAINTUMOR_MODEL, _BACKEND, _API_TOKEN, _CORS_ORIGINS,
-# _MAX_FILE_MB, _MAX_REQUEST_MB, _MAX_FILES, _CONCURRENCY, _THREADS); see `braintumor serve --help`.
+# _MAX_FILE_MB, _MAX_REQUEST_MB, _MAX_FILES, _CONCURRENCY, _THREADS, _MAX_SIDE); see `braintumor serve --help`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

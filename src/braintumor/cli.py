@@ -402,6 +402,9 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-files", type=int, help="files per request (default 16)")
     p.add_argument("--concurrency", type=int, help="requests processed at once per worker (default 2)")
     p.add_argument("--threads", type=int, help="CPU threads for the model per worker (default: one per core)")
+    p.add_argument(
+        "--max-side", type=int, help="shrink larger scans to this many px on the long side first (default 2048)"
+    )
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=_cmd_serve)
 
@@ -494,6 +497,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "max_files": args.max_files,
         "concurrency": args.concurrency,
         "threads": args.threads,
+        "max_side": args.max_side,
     }
     # Each uvicorn worker process builds its app from the environment (serve.app.app_from_env).
     os.environ.update({ENV[k]: str(v) for k, v in flags.items() if v is not None})

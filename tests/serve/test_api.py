@@ -139,6 +139,15 @@ def test_page_and_docs(client: httpx.Client) -> None:
     body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body
     assert client.get("/docs").status_code == 200
+    # each route documents the refusals it can give, and only those
+    paths = schema["paths"]
+    assert set(paths["/api/v1/model"]["get"]["responses"]) == {"200", "401"}
+    assert "501" not in paths["/api/v1/predict"]["post"]["responses"]
+    assert {"413", "415", "422", "503"} <= set(paths["/api/v1/predict"]["post"]["responses"])
+    explain = paths["/api/v1/explain"]["post"]["responses"]
+    assert "501" in explain and "X-Braintumor-Target" in explain["200"]["headers"]
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]  # the /docs "Authorize" button
+    assert client.head("/api/v1/health").status_code == 200 and client.head("/").status_code == 200
 
 
 def test_mixed_request_reports_bad_files_per_item(client: httpx.Client, samples_dir: Path) -> None:

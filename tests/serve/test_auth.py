@@ -94,3 +94,11 @@ def test_settings_from_env() -> None:
         settings_from_env({"BRAINTUMOR_MAX_FILES": "many"})
     with pytest.raises(ValueError, match="at least 16 characters"):
         settings_from_env({"BRAINTUMOR_API_TOKEN": "short"})
+    for var, raw in (("BRAINTUMOR_MAX_FILE_MB", "inf"), ("BRAINTUMOR_MAX_FILE_MB", "nan")):
+        with pytest.raises(ValueError, match=f"{var}='{raw}' is not a finite number"):
+            settings_from_env({var: raw})
+    with pytest.raises(ValueError, match="concurrency 100000 is over 64"):
+        settings_from_env({"BRAINTUMOR_CONCURRENCY": "100000"})
+    with pytest.raises(ValueError, match="max_side must be at least 256"):
+        settings_from_env({"BRAINTUMOR_MAX_SIDE": "10"})
+    assert settings_from_env({"BRAINTUMOR_MAX_SIDE": "1024"}).max_side == 1024

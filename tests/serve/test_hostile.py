@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from braintumor.serve import ServeSettings
+
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -100,6 +102,50 @@ def test_1000_files_in_one_request_is_413(client: httpx.Client) -> None:
     r = client.post("/api/v1/predict", files=files)
     assert r.status_code == 413 and "at most 8 files" in r.json()["detail"]
     _assert_healthy(client)
+
+
+def test_per_file_limit_names_the_file(client: httpx.Client) -> None:
+    r = client.post("/api/v1/predict", files=[("files", ("big_scan.jpg", bytes(3 * 2**20), "image/jpeg"))])
+    assert r.status_code == 413 and "'big_scan.jpg'" in r.json()["detail"]
+
+
+def test_parts_without_a_name_count_towards_the_file_limit(client: httpx.Client) -> None:
+    # 200,000 header-only parts (3 MB) used to be parsed and kept, since only named parts were counted
+    body = b"--BB\r\nX: y\r\n\r\n\r\n" * 200_000 + b"--BB--\r\n"
+    r = client.post("/api/v1/predict", content=body, headers={"content-type": "multipart/form-data; boundary=BB"})
+    assert r.status_code == 413 and "at most 8 files" in r.json()["detail"]
+    _assert_healthy(client)
+
+
+@pytest.mark.parametrize("name", ["脑扫描.jpg", "Müller_T1.jpg", "😀.jpg", "ñ é ü.jpg"])
+def test_non_ascii_file_names_are_kept(client: httpx.Client, samples_dir: Path, name: str) -> None:
+    # browsers send file names as UTF-8 inside the multipart header
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    r = client.post("/api/v1/predict", files=[("files", (name, jpeg, "image/jpeg"))])
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"][0]["file"] == name
+    r = client.post("/api/v1/explain", files={"file": (name, jpeg, "image/jpeg")})
+    assert r.status_code == 200, r.text
+
+
+def test_file_name_with_control_characters_is_named_in_the_refusal(client: httpx.Client, samples_dir: Path) -> None:
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    r = client.post("/api/v1/predict", files=[("files", ("scan\u202egpj.exe", jpeg, "image/jpeg"))])
+    assert r.status_code == 400 and "control characters" in r.json()["detail"] and "scan" in r.json()["detail"]
+
+
+def test_large_scans_are_shrunk_to_max_side_first(serve_factory, tiny_checkpoint: Path, samples_dir: Path) -> None:
+    # Memory per file is bounded by max_side, not by the 100-megapixel decoding limit; the map has that size.
+    big = Image.open(sorted(samples_dir.glob("glioma/*.jpg"))[0]).convert("L").resize((900, 600))
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    server = serve_factory(ServeSettings(model=str(tiny_checkpoint), max_side=300))  # no OOD check to refuse it
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        r = c.post("/api/v1/explain", files={"file": ("big.png", buf.getvalue(), "image/png")})
+        assert r.status_code == 200, r.text
+        assert Image.open(io.BytesIO(r.content)).size == (300, 200)
+        r = c.post("/api/v1/predict", files=[("files", ("big.png", buf.getvalue(), "image/png"))])
+        assert r.status_code == 200 and r.json()["predictions"][0]["label"] is not None
 
 
 @pytest.mark.parametrize(

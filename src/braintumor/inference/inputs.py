@@ -7,11 +7,14 @@ has, so it runs here on the raw bytes, which are read once.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
 
 from braintumor.inference.gate import colour_refusal
 from braintumor.io import Scan, ScanReadError, is_scan_file, read_scan
@@ -29,16 +32,39 @@ class ScanInput:
     refusal: str | None = None
 
 
-def read_input(source: str | Path | bytes, *, name: str | None = None) -> ScanInput:
-    """Read one scan (middle slice of a volume) and run the colour gate; bad files give `error`, never raise."""
+def read_input(source: str | Path | bytes, *, name: str | None = None, max_side: int | None = None) -> ScanInput:
+    """Read one scan (middle slice of a volume) and run the colour gate; bad files give `error`, never raise.
+
+    `max_side` bounds memory where many files arrive at once (the web service): a scan whose longer side
+    exceeds it is shrunk to it after decoding (area interpolation), before anything else is done with it.
+    The model sees a few hundred pixels, so predictions barely move; maps are then drawn at that size.
+    """
     label = name if name is not None else ("<bytes>" if isinstance(source, bytes) else str(source))
     try:
         data = load_bytes(source, label)
         scan = read_scan(data, name=label)
     except ScanReadError as exc:
         return ScanInput(label, error=exc.reason)
+    if max_side is not None:
+        scan = fit_side(scan, max_side)
     # only image files carry colour channels; a DICOM's preamble may hold a TIFF header Pillow would misread
     return ScanInput(label, scan, refusal=colour_refusal(data) if scan.format in PIL_FORMATS else None)
+
+
+def fit_side(scan: Scan, max_side: int) -> Scan:
+    """`scan` shrunk (area interpolation, dtype kept) so that its longer side is at most `max_side` px.
+
+    The original size is kept in `extra["original_shape"]` and the pixel spacing is scaled with the pixels.
+    """
+    h, w = scan.shape
+    if max(h, w) <= max_side:
+        return scan
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    pixels = cv2.resize(scan.pixels, size, interpolation=cv2.INTER_AREA)
+    spacing = None if scan.spacing is None else (scan.spacing[0] * h / size[1], scan.spacing[1] * w / size[0])
+    extra = {**scan.extra, "original_shape": (h, w)}
+    return dataclasses.replace(scan, pixels=pixels, spacing=spacing, extra=extra)
 
 
 def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:

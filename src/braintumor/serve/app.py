@@ -41,6 +41,7 @@ ENV = {
     "max_files": "BRAINTUMOR_MAX_FILES",
     "concurrency": "BRAINTUMOR_CONCURRENCY",
     "threads": "BRAINTUMOR_THREADS",
+    "max_side": "BRAINTUMOR_MAX_SIDE",
 }
 
 
@@ -59,14 +60,14 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> ServeSettings:
         try:
             if name in ("max_file_bytes", "max_request_bytes"):
                 values[name] = int(float(raw) * 2**20)
-            elif name in ("max_files", "concurrency", "threads"):
+            elif name in ("max_files", "concurrency", "threads", "max_side"):
                 values[name] = int(raw)
             elif name == "cors_origins":
                 values[name] = tuple(o.strip() for o in raw.split(",") if o.strip())
             else:
                 values[name] = raw
-        except ValueError:
-            raise ValueError(f"{var}={raw!r} is not a number") from None
+        except (ValueError, OverflowError):  # int(float("inf")) overflows
+            raise ValueError(f"{var}={raw!r} is not a finite number") from None
     return ServeSettings(**values)
 
 
@@ -99,7 +100,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(api)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
@@ -109,7 +110,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["X-Braintumor-Label", "X-Braintumor-Confidence", "X-Braintumor-Disclaimer"],
+            expose_headers=[
+                "X-Braintumor-Label",
+                "X-Braintumor-Confidence",
+                "X-Braintumor-Target",
+                "X-Braintumor-Disclaimer",
+            ],
         )
     app.add_middleware(SecurityHeaders)
     return app

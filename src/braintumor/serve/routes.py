@@ -33,19 +33,30 @@ def _multipart(field: str, many: bool) -> dict:
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": body}}}}
 
 
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 501, 503)}
+def _errors(*codes: int) -> dict:
+    """OpenAPI entries for the refusals a route can give, each a JSON `ErrorOut`."""
+    return {code: {"model": ErrorOut} for code in codes}
+
+
+_UPLOAD_ERRORS = (400, 413, 415, 422, 503)  # malformed, too large, not multipart, unreadable, busy
 
 public = APIRouter(prefix="/api/v1", tags=["service"])
-api = APIRouter(prefix="/api/v1", tags=["prediction"], dependencies=[Depends(require_token)], responses=_ERRORS)
+api = APIRouter(prefix="/api/v1", tags=["prediction"], dependencies=[Depends(require_token)], responses=_errors(401))
 
 
+@public.head("/health", include_in_schema=False)  # some load balancers probe with HEAD
 @public.get("/health", response_model=HealthOut)
 async def health(request: Request) -> HealthOut:
     """Liveness and readiness: answers without a token, for load balancers and container health checks."""
     return HealthOut(model_loaded=getattr(request.app.state, "service", None) is not None, version=__version__)
 
 
-@api.post("/predict", response_model=PredictResponse, openapi_extra=_multipart("files", many=True))
+@api.post(
+    "/predict",
+    response_model=PredictResponse,
+    openapi_extra=_multipart("files", many=True),
+    responses=_errors(*_UPLOAD_ERRORS),
+)
 async def predict(request: Request, service: ServiceDep) -> PredictResponse:
     """Classify one or many scans (JPEG, PNG, BMP, TIFF, WEBP, DICOM, NIfTI; a volume's middle slice).
 
@@ -69,7 +80,18 @@ async def predict(request: Request, service: ServiceDep) -> PredictResponse:
     response_class=Response,
     openapi_extra=_multipart("file", many=False),
     responses={
-        200: {"content": {"image/png": {}}, "description": "class activation map overlay at the scan's own size"}
+        200: {
+            "content": {"image/png": {}},
+            "description": "class activation map overlay at the scan's own size (larger scans: shrunk to the "
+            "server's max_side first)",
+            "headers": {
+                "X-Braintumor-Label": {"description": "predicted class, percent-encoded", "schema": {"type": "string"}},
+                "X-Braintumor-Confidence": {"description": "its calibrated probability", "schema": {"type": "number"}},
+                "X-Braintumor-Target": {"description": "the class the map explains", "schema": {"type": "string"}},
+                "X-Braintumor-Disclaimer": {"description": "research use only", "schema": {"type": "string"}},
+            },
+        },
+        **_errors(*_UPLOAD_ERRORS, 501),
     },
 )
 async def explain(
@@ -97,6 +119,7 @@ async def explain(
     headers = {
         "X-Braintumor-Label": quote(prediction.label or ""),
         "X-Braintumor-Confidence": f"{prediction.confidence:.6f}",
+        "X-Braintumor-Target": quote(target or prediction.label or ""),
         "X-Braintumor-Disclaimer": DISCLAIMER,
     }
     return Response(png, media_type="image/png", headers=headers)

@@ -7,8 +7,10 @@ so a client learns neither whether a token was expected in some form nor how clo
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = (
@@ -19,14 +21,21 @@ PAGE_CSP = (
 # only /docs gets these sources, every other response keeps the strict policy.
 DOCS_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
 
 
-def require_token(request: Request) -> None:
-    """FastAPI dependency: with a token configured, the request must carry `Authorization: Bearer <token>`."""
+_BEARER = HTTPBearer(auto_error=False, description="needed only when the server sets BRAINTUMOR_API_TOKEN")
+
+
+def require_token(request: Request, _declared: Annotated[object, Depends(_BEARER)] = None) -> None:
+    """FastAPI dependency: with a token configured, the request must carry `Authorization: Bearer <token>`.
+
+    `_declared` only puts the bearer scheme into the OpenAPI document (the /docs "Authorize" button);
+    the check itself reads the header here, so every failure looks the same.
+    """
     expected: str | None = request.app.state.settings.api_token
     if not expected:
         return

@@ -52,11 +52,12 @@ class Service:
 
     def predict(self, uploads: list[Upload]) -> list[Prediction]:
         """Decode and predict uploaded files (runs in a worker thread)."""
-        return self.predictor.predict_inputs([read_input(u.data, name=u.name) for u in uploads])
+        side = self.settings.max_side
+        return self.predictor.predict_inputs([read_input(u.data, name=u.name, max_side=side) for u in uploads])
 
     def explain(self, upload: Upload, target: str | None, method: str, colorbar: bool) -> tuple[Prediction, bytes]:
         """Predict one upload and, when it is an accepted scan, its Grad-CAM overlay PNG (worker thread)."""
-        item = read_input(upload.data, name=upload.name)
+        item = read_input(upload.data, name=upload.name, max_side=self.settings.max_side)
         prediction = self.predictor.predict_inputs([item])[0]
         if prediction.label is None or item.scan is None:
             return prediction, b""

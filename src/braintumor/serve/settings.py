@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 
 MIN_TOKEN_CHARS = 16  # a shorter bearer token can be guessed; `secrets.token_urlsafe(32)` gives 43
+MAX_CONCURRENCY = 64  # worker slots per process; beyond this more slots only add memory, not speed
+MIN_SIDE_LIMIT = 256  # px; max_side below this would shrink scans under the model's own input size
 
 
 @dataclass(frozen=True)
@@ -19,10 +21,11 @@ class ServeSettings:
     max_file_bytes: int = 20 * 2**20  # per uploaded file; MRI slices are 0.02-5 MB, a NIfTI volume up to ~50 MB
     max_request_bytes: int = 64 * 2**20  # per request body, all files together
     max_files: int = 16  # files per request
-    concurrency: int = 2  # requests decoded and predicted at once (threads); 1-8
+    concurrency: int = 2  # requests decoded and predicted at once (threads); 1-MAX_CONCURRENCY
     max_queue: int = 64  # requests allowed to wait for a slot; more get 503 at once
     threads: int | None = None  # intra-op threads of the model; None: one per core
     batch_size: int = 16  # scans per forward pass within one request
+    max_side: int = 2048  # px; a larger decoded scan is shrunk to this first, so memory per file is bounded
 
     def __post_init__(self) -> None:
         if self.api_token is not None and len(self.api_token) < MIN_TOKEN_CHARS:
@@ -30,9 +33,19 @@ class ServeSettings:
                 f"BRAINTUMOR_API_TOKEN must have at least {MIN_TOKEN_CHARS} characters "
                 '(make one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
             )
-        for name in ("max_file_bytes", "max_request_bytes", "max_files", "concurrency", "max_queue", "batch_size"):
+        positive = ("max_file_bytes", "max_request_bytes", "max_files", "concurrency", "max_queue", "batch_size")
+        for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive number, got {self.threads}")
+        if self.concurrency > MAX_CONCURRENCY:
+            raise ValueError(
+                f"concurrency {self.concurrency} is over {MAX_CONCURRENCY}: each slot holds a decoded request in "
+                "memory and shares the same CPU cores; use more --workers or machines instead"
+            )
+        if self.max_side < MIN_SIDE_LIMIT:
+            raise ValueError(f"max_side must be at least {MIN_SIDE_LIMIT} px, got {self.max_side}")
         if self.max_file_bytes > self.max_request_bytes:
             raise ValueError("the per-file upload limit cannot exceed the per-request limit")
         if "*" in self.cors_origins and self.api_token:

@@ -56,8 +56,10 @@ def check_name(raw: str, index: int) -> str:
         return f"upload-{index + 1}"
     if "/" in name or "\\" in name or name in (".", ".."):
         raise ApiError(400, f"file name {name[:100]!r} contains a path; send the bare file name")
-    if len(name) > 255 or any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise ApiError(400, "file name is longer than 255 characters or contains control characters")
+    if len(name) > 255:
+        raise ApiError(400, f"file name {name[:60]!r}... is longer than 255 characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise ApiError(400, f"file name {name[:100]!r} contains control characters")
     return name
 
 
@@ -72,13 +74,19 @@ class _Collector:
 
     def callbacks(self) -> dict:
         return {
-            "on_part_begin": lambda: self.parts.append(_Part()),
+            "on_part_begin": self._on_part_begin,
             "on_header_field": self._on_field,
             "on_header_value": self._on_value,
             "on_header_end": self._on_header_end,
             "on_part_data": self._on_data,
             "on_end": self._on_end,
         }
+
+    def _on_part_begin(self) -> None:
+        # every part counts, named or not: parts without a file would otherwise cost parsing time and memory
+        if len(self.parts) >= self.limits.max_files:
+            raise ApiError(413, f"too many parts: at most {self.limits.max_files} files per request")
+        self.parts.append(_Part())
 
     def _on_field(self, data: bytes, start: int, end: int) -> None:
         self._field += data[start:end]
@@ -88,16 +96,18 @@ class _Collector:
 
     def _on_header_end(self) -> None:
         key = self._field.decode("latin-1").strip().lower()
-        self.parts[-1].headers[key] = self._value.decode("utf-8", "replace").strip()
+        # latin-1 keeps the raw bytes: parse_options_header encodes the value back to latin-1, and the file
+        # name is then decoded as UTF-8 (what browsers send) in `_files`
+        self.parts[-1].headers[key] = self._value.decode("latin-1").strip()
         self._field = self._value = b""
-        if key == "content-disposition" and len(self.parts) > self.limits.max_files:
-            raise ApiError(413, f"too many parts: at most {self.limits.max_files} files per request")
 
     def _on_data(self, data: bytes, start: int, end: int) -> None:
         part = self.parts[-1]
         part.data += data[start:end]
         if len(part.data) > self.limits.max_file_bytes:
-            raise ApiError(413, f"a file is larger than the {_mb(self.limits.max_file_bytes)} per-file limit")
+            name = _filename(part)
+            which = f"file {name[:100]!r}" if name else f"part {len(self.parts)}"
+            raise ApiError(413, f"{which} is larger than the {_mb(self.limits.max_file_bytes)} per-file limit")
 
     def _on_end(self) -> None:
         self.ended = True
@@ -146,14 +156,24 @@ async def read_uploads(
     return _files(collector.parts, fields)
 
 
+def _disposition(part: _Part) -> tuple[str, str | None]:
+    """The form field name and the file name (None: not a file) of a part, decoded as UTF-8."""
+    _, options = parse_options_header(part.headers.get("content-disposition", ""))
+    filename = options.get(b"filename")
+    field_name = options.get(b"name", b"").decode("utf-8", "replace")
+    return field_name, None if filename is None else filename.decode("utf-8", "replace")
+
+
+def _filename(part: _Part) -> str:
+    return _disposition(part)[1] or ""
+
+
 def _files(parts: list[_Part], fields: tuple[str, ...]) -> list[Upload]:
     uploads = []
     for part in parts:
-        _, options = parse_options_header(part.headers.get("content-disposition", ""))
-        name = options.get(b"name", b"").decode("utf-8", "replace")
-        filename = options.get(b"filename")
+        name, filename = _disposition(part)
         if name in fields and filename is not None:
-            uploads.append(Upload(check_name(filename.decode("utf-8", "replace"), len(uploads)), bytes(part.data)))
+            uploads.append(Upload(check_name(filename, len(uploads)), bytes(part.data)))
     if not uploads:
         raise ApiError(400, f"no file found: send the scans in the multipart form field '{fields[0]}'")
     return uploads
