@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from braintumor.evaluation.bootstrap import BootstrapSettings, bootstrap_ci, resample_indices
+from braintumor.evaluation.bootstrap import BootstrapSettings, GroupResampler, bootstrap_ci, resample_indices
 from braintumor.evaluation.metrics import summary_metrics
 
 
@@ -78,3 +78,25 @@ def test_settings_are_reported_and_checked() -> None:
         bootstrap_ci(*_data(10), settings=BootstrapSettings(confidence=1.5))
     with pytest.raises(ValueError, match="do not index"):
         bootstrap_ci(np.array([0, 5]), np.full((2, 2), 0.5))
+
+
+def test_group_resampling_keeps_copies_together_and_widens_the_interval() -> None:
+    # 150 distinct scans, each present 5 times (copies): scan-level resampling counts 750 independent
+    # scans and gives an interval about sqrt(5) too narrow; resampling the 150 groups gives the honest one
+    labels, probs = _data(150)
+    copies_l, copies_p = np.repeat(labels, 5), np.repeat(probs, 5, axis=0)
+    groups = np.repeat(np.arange(150), 5)
+    naive = bootstrap_ci(copies_l, copies_p, settings=FAST)
+    grouped = bootstrap_ci(copies_l, copies_p, settings=FAST, groups=groups)
+    distinct = bootstrap_ci(labels, probs, settings=FAST)
+    for key in ("accuracy", "macro_f1"):
+        width = {name: ci[key][1] - ci[key][0] for name, ci in (("n", naive), ("g", grouped), ("d", distinct))}
+        assert width["g"] > 1.7 * width["n"], (key, width)
+        assert width["g"] == pytest.approx(width["d"], rel=0.35), (key, width)
+    draw = GroupResampler(copies_l, groups, stratified=True)
+    idx = draw(np.random.default_rng(0))
+    assert len(idx) == 750 and all(np.unique(groups[idx], return_counts=True)[1] % 5 == 0)
+    per_class_groups = np.bincount(labels)
+    assert (np.bincount(copies_l[idx], minlength=4) == 5 * per_class_groups).all()  # stratified by group class
+    with pytest.raises(ValueError, match="group ids"):
+        bootstrap_ci(labels, probs, groups=groups)

@@ -122,6 +122,21 @@ def test_leak_aware_evaluation(leak_eval: CliRun) -> None:
     assert "leak-free subset" in leak_eval.stdout and "2 leaking, 6 clean" in leak_eval.stdout
     # glioma and notumor keep one clean scan each: the report warns that their figures rest on few scans
     assert any("glioma 1, " in n and "notumor 1" in n for n in m["notes"])
+    # the intervals resample the audit's duplicate groups (8 distinct scans: 8 groups, 6 among the clean)
+    assert m["ci"]["resampling"].startswith("duplicate groups") and m["ci"]["n_groups"] == 8
+    assert lf["ci"]["n_groups"] == 6 and m["leak_audit"]["duplicate_groups"] == 8
+    assert "(8 groups)" in leak_eval.stdout
+
+
+def test_leak_audit_against_a_folder_holding_the_test_scans_is_refused(
+    tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path
+) -> None:
+    # the dataset root instead of its Training folder: every test scan would match itself
+    root = tmp_path / "root"
+    _copy_classes(samples_dir, root / "Testing", ["notumor", "glioma"])
+    run = _evaluate(tiny_checkpoint, root / "Testing", tmp_path / "out", "--exclude-leaks-from", str(root))
+    assert run.rc == 2 and "contains the scored folder" in run.stderr and "Training" in run.stderr
+    assert not (tmp_path / "out" / "metrics.json").exists()
 
 
 def test_missing_training_folder_fails_before_predicting(

@@ -104,7 +104,9 @@ def train_val_split(
         except ValueError as exc:  # sklearn: validation part smaller than the number of classes
             raise ValueError(f"cannot split {len(samples)} images with val_fraction={val_fraction}: {exc}") from None
     else:
-        n_splits = max(2, round(1 / val_fraction))
+        if val_fraction > 0.5:  # validation is one fold of round(1/val_fraction): never more than half
+            raise ValueError(f"with duplicate groups, val_fraction can be at most 0.5, got {val_fraction}")
+        n_splits = round(1 / val_fraction)
         cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         try:
             with warnings.catch_warnings():  # small classes are checked below, with a clearer message

@@ -3,6 +3,11 @@
 Resampling is stratified by true class: each resample keeps every class's count, so a per-class
 figure such as one-vs-rest AUC stays defined in every resample and the interval reflects the
 uncertainty of the scans drawn, not of the class mix (which the test folder fixes).
+
+When the test set holds duplicates of itself (copies, mirror images, adjacent slices of one scan:
+1311 Nickparvar test scans form 898 such groups), its scans are not independent draws, and resampling
+them one by one gives intervals that are too narrow. Given the groups (`groups`, from the leak audit),
+whole groups are resampled instead (the cluster bootstrap), stratified by each group's class.
 """
 
 from __future__ import annotations
@@ -77,8 +82,10 @@ class BootstrapSettings:
     seed: int = 0  # NumPy Generator seed; same seed and data -> same interval
     stratified: bool = True  # resample within each true class (keeps class counts)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, grouped: bool = False) -> dict:
         resampling = "stratified by true class" if self.stratified else "plain (whole test set)"
+        if grouped:
+            resampling = f"duplicate groups from the leak audit, {resampling}"
         return {
             "method": "percentile bootstrap",
             "resampling": resampling,
@@ -97,13 +104,38 @@ def resample_indices(labels: np.ndarray, rng: np.random.Generator, stratified: b
     return np.concatenate(parts)
 
 
+class GroupResampler:
+    """Cluster bootstrap: resample whole groups of rows, optionally within each group's class.
+
+    A group's class is its most common true label (a group whose copies disagree on the label is rare
+    and is drawn whole, with its mixed labels). A resample draws as many groups of each class as there
+    are, so its size varies a little around N.
+    """
+
+    def __init__(self, labels: np.ndarray, groups: np.ndarray, stratified: bool) -> None:
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+        self.members = np.split(order, bounds)  # row indices of each group
+        group_label = np.array([np.bincount(labels[m]).argmax() for m in self.members])
+        strata = np.unique(group_label) if stratified else [None]
+        self.strata = [
+            np.flatnonzero(group_label == c) if c is not None else np.arange(len(self.members)) for c in strata
+        ]
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        drawn = [rng.choice(stratum, size=len(stratum)) for stratum in self.strata]
+        return np.concatenate([self.members[g] for g in np.concatenate(drawn)])
+
+
 def bootstrap_ci(
     labels: np.ndarray,
     probs: np.ndarray,
     statistics: Mapping[str, Statistic] | None = None,
     settings: BootstrapSettings | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, list[float] | None]:
-    """Percentile intervals of each statistic over bootstrap resamples of the scans.
+    """Percentile intervals of each statistic over bootstrap resamples of the scans (or of their groups).
 
     Args:
         labels: true class indices, shape (N,).
@@ -111,6 +143,8 @@ def bootstrap_ci(
         statistics: name -> f(labels tensor, probs tensor) -> float or None;
             default: accuracy, macro F1, macro AUC, ECE.
         settings: resamples, confidence, seed, stratification.
+        groups: one id per scan (N,); scans sharing an id are copies or near-copies of one another and
+            are resampled together. None: every scan is its own group.
 
     Returns:
         name -> [low, high] rounded to 6 decimals, or None where the statistic was undefined in every resample.
@@ -127,6 +161,9 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap: need n_resamples >= 1 and 0 < confidence < 1, got {s}")
     if probs.ndim != 2 or len(probs) != len(labels) or labels.min() < 0 or labels.max() >= probs.shape[1]:
         raise ValueError(f"bootstrap: labels {labels.shape} do not index the columns of probs {probs.shape}")
+    if groups is not None and len(groups) != len(labels):
+        raise ValueError(f"bootstrap: {len(groups)} group ids for {len(labels)} scans")
+    draw = GroupResampler(labels, groups, s.stratified) if groups is not None else None
     rng = np.random.default_rng(s.seed)
     y, p = torch.as_tensor(labels), torch.as_tensor(probs)
     values: dict[str, list[float]] = {name: [] for name in statistics}
@@ -134,7 +171,7 @@ def bootstrap_ci(
         # Classes the test folder lacks have no positives; their AUC is computed, then left out of the mean.
         warnings.filterwarnings("ignore", message="No positive samples in targets")
         for _ in range(s.n_resamples):
-            idx = torch.as_tensor(resample_indices(labels, rng, s.stratified))
+            idx = torch.as_tensor(draw(rng) if draw else resample_indices(labels, rng, s.stratified))
             for name, fn in statistics.items():
                 v = fn(y[idx], p.index_select(0, idx))  # index_select: far faster than p[idx] on CPU
                 if v is not None and np.isfinite(v):

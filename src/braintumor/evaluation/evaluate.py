@@ -98,8 +98,14 @@ def predict_logits(
 
 def leak_flags(
     index: DatasetIndex, split: str, samples: list[Sample], against: Path, audit_dir: Path, progress: bool
-) -> tuple[list[bool | None], dict]:
-    """Audit the scored split against a training folder; per sample True (leaks), False (clean), None (unaudited)."""
+) -> tuple[list[bool | None], dict, np.ndarray]:
+    """Audit the scored split against a training folder.
+
+    Returns:
+        Per sample True (leaks), False (clean) or None (unaudited); the audit's summary; and per sample a
+        duplicate-group id (scans that are copies of one another, directly or through a training image,
+        share one), for intervals that resample groups rather than scans.
+    """
     from braintumor.data.audit import run_audit
 
     # Audit only the scored split's folder, not its sibling training split inside the same root.
@@ -107,17 +113,21 @@ def leak_flags(
     result = run_audit(root, against=against, out_dir=audit_dir, progress=progress)
     leaking, clean = set(result.test_leaking), set(result.test_clean)
     flags: list[bool | None] = []
-    for s in samples:
+    groups = np.empty(len(samples), dtype=np.int64)
+    lone = max(result.groups.values(), default=-1) + 1
+    for n, s in enumerate(samples):
         rel = s.path.relative_to(root).as_posix()
         flags.append(True if rel in leaking else False if rel in clean else None)
+        groups[n] = result.groups.get(rel, lone + n)  # a scan the audit could not read stands alone
     info = {
         "against": str(against),
         "audit_dir": str(audit_dir),
         "test_leaking": sum(f is True for f in flags),
         "test_clean": sum(f is False for f in flags),
         "not_audited": sum(f is None for f in flags),
+        "duplicate_groups": len(np.unique(groups)),
     }
-    return flags, info
+    return flags, info, groups
 
 
 def _examples(loaded, cache, samples, files, labels, probs, k) -> tuple[list[Example], str]:
@@ -161,18 +171,29 @@ def evaluate(
             raise ValueError("evaluate: audit_dir is required with exclude_leaks_from")
         if not Path(exclude_leaks_from).is_dir():
             raise FileNotFoundError(f"{exclude_leaks_from}: training folder for the leak audit not found")
+        scored, against = Path(data).resolve(), Path(exclude_leaks_from).resolve()
+        if scored == against or against in scored.parents:
+            # every test scan would match itself: the report would call the whole test set leaking
+            raise ValueError(
+                f"{exclude_leaks_from}: the leak audit's training folder contains the scored folder {data}; "
+                "point --exclude-leaks-from at the training split only (e.g. DATA/Training)"
+            )
     model_path = resolve_model_path(model)
     loaded = load_model(model_path, map_location="cpu")
     index = discover(data)
     split, samples = test_samples(index)
     check_classes(samples, loaded.class_names, index.root)
-    result, good = _predict_and_score(loaded, model_path, index, split, samples, opts)
+    # With a leak audit the intervals wait for its duplicate groups (`_add_leak_free`), not drawn twice.
+    bootstrap = None if exclude_leaks_from is not None else opts.bootstrap
+    result, good = _predict_and_score(loaded, model_path, index, split, samples, opts, bootstrap)
     if exclude_leaks_from is not None:
         _add_leak_free(result, index, split, good, Path(exclude_leaks_from), audit_dir, opts)
     return result
 
 
-def _predict_and_score(loaded, model_path, index, split, samples, opts) -> tuple[EvaluationResult, list[Sample]]:
+def _predict_and_score(
+    loaded, model_path, index, split, samples, opts, bootstrap
+) -> tuple[EvaluationResult, list[Sample]]:
     """Read, predict and score the readable samples; returns the result and those samples."""
     pipeline = ScanPipeline.for_model(loaded)
     with _decode_cache(opts.cache_dir, pipeline) as cache:
@@ -196,7 +217,7 @@ def _predict_and_score(loaded, model_path, index, split, samples, opts) -> tuple
             labels=labels,
             logits=logits,
             temperature=loaded.temperature,
-            metrics=score(labels, logits, loaded.class_names, loaded.temperature, opts.bootstrap),
+            metrics=score(labels, logits, loaded.class_names, loaded.temperature, bootstrap),
             unreadable=[(str(p), r) for p, r in bad],
         )
         result.examples, note = _examples(loaded, cache, good, result.files, labels, result.probs, opts.examples)
@@ -206,7 +227,11 @@ def _predict_and_score(loaded, model_path, index, split, samples, opts) -> tuple
 
 
 def _add_leak_free(result, index, split, good, against: Path, audit_dir: Path, opts: EvaluateOptions) -> None:
-    result.leaks, result.audit = leak_flags(index, split, good, against, audit_dir, opts.progress)
+    result.leaks, result.audit, groups = leak_flags(index, split, good, against, audit_dir, opts.progress)
+    # Copies inside the test set are not independent draws: redo the intervals resampling whole groups.
+    result.metrics = score(
+        result.labels, result.logits, result.class_names, result.temperature, opts.bootstrap, groups=groups
+    )
     flag_of = dict(zip(result.files, result.leaks, strict=True))
     for ex in result.examples:
         ex.leaks = flag_of[ex.file]
@@ -216,7 +241,7 @@ def _add_leak_free(result, index, split, good, against: Path, audit_dir: Path, o
         result.notes.append("Every test scan has a copy or near-copy in the training data: no leak-free subset.")
         return
     result.leak_free = score(
-        result.labels[mask], result.logits[mask], result.class_names, result.temperature, opts.bootstrap
+        result.labels[mask], result.logits[mask], result.class_names, result.temperature, opts.bootstrap, groups[mask]
     )
     # Leaks are rarely spread evenly: say when the clean subset leaves a class with too few scans to judge.
     few = {c: r["support"] for c, r in result.leak_free["per_class"].items() if 0 < r["support"] < MIN_CLASS_SCANS}

@@ -87,7 +87,11 @@ def console_table(result: EvaluationResult) -> str:
         lines.append(f"{label:<{width}}  " + "  ".join(f"{rows[key]:>{col_w[c]}}" for c, rows in columns.items()))
     ci = result.metrics.get("ci")
     if ci:
-        lines.append(f"[95 % CI: {ci['method']}, {ci['resampling']}, {ci['n_resamples']} resamples, seed {ci['seed']}]")
+        groups = f" ({ci['n_groups']} groups)" if "n_groups" in ci else ""
+        lines.append(
+            f"[{ci['confidence'] * 100:g} % CI: {ci['method']}, {ci['resampling']}{groups}, "
+            f"{ci['n_resamples']} resamples, seed {ci['seed']}]"
+        )
     if result.audit:
         a = result.audit
         lines.append(

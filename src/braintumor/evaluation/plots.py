@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import auc, roc_curve
 
-from braintumor.evaluation.calibration import expected_calibration_error
+from braintumor.evaluation.calibration import ECE_BINS, expected_calibration_error
 
 PER_CLASS_FIELDS = ("precision", "recall", "f1", "specificity")
 
@@ -62,14 +62,14 @@ def roc_figure(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
 
 
 def reliability_figure(
-    labels: np.ndarray, curves: Mapping[str, np.ndarray], n_bins: int = 10, title: str = ""
+    labels: np.ndarray, curves: Mapping[str, np.ndarray], n_bins: int = ECE_BINS, title: str = ""
 ) -> Figure:
     """Top-label reliability diagram: accuracy against confidence in equal-width bins, one line per curve.
 
     Args:
         labels: true class indices (N,).
         curves: legend name -> probabilities (N, K), e.g. {"before (T = 1)": ..., "after (T = 1.4)": ...}.
-        n_bins: confidence bins on [0, 1].
+        n_bins: confidence bins on [0, 1]; by default the bins of the ECE in the legend.
     """
     labels = np.asarray(labels)
     fig = Figure(figsize=(5.2, 5.4), dpi=100, layout="constrained")

@@ -33,6 +33,7 @@ def score(
     class_names: list[str],
     temperature: float,
     bootstrap: BootstrapSettings | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """All figures of one set of scans: `full_metrics` on calibrated probabilities, T = 1 ECE, bootstrap CIs.
 
@@ -42,12 +43,16 @@ def score(
         class_names: the model's K classes.
         temperature: the checkpoint's calibration temperature.
         bootstrap: interval settings; None skips the intervals (`ci` is then absent).
+        groups: duplicate-group id per scan (from the leak audit); the intervals then resample whole groups.
     """
     probs, raw = softmax(logits, temperature), softmax(logits)
     out = full_metrics(labels, probs, class_names, probs_uncalibrated=raw)
     out["temperature"] = float(temperature)
     if bootstrap is not None:
-        out["ci"] = {**bootstrap_ci(labels, probs, settings=bootstrap), **bootstrap.to_dict()}
+        ci = bootstrap_ci(labels, probs, settings=bootstrap, groups=groups)
+        out["ci"] = {**ci, **bootstrap.to_dict(grouped=groups is not None)}
+        if groups is not None:
+            out["ci"]["n_groups"] = len(np.unique(groups))
     return out
 
 
