@@ -10,3 +10,8 @@ DISCLAIMER = "Research use only. Not a medical device; not for diagnosis or trea
 # Names of the class-activation-map methods, the default first. `braintumor.explain.METHODS` maps them to
 # pytorch-grad-cam classes; the names live here so the CLI and the server can list them without importing it.
 CAM_METHODS = ("layercam", "gradcam", "gradcam++")
+
+# Text files that hold file paths (lists, CSV, JSON) are UTF-8 written and read with this error handler:
+# a Linux file name need not be valid UTF-8, and "surrogateescape" writes its bytes back unchanged, so a
+# list names exactly the file on disk and one odd name never stops a run.
+PATH_ERRORS = "surrogateescape"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from braintumor import CAM_METHODS, DISCLAIMER, __version__
+from braintumor import CAM_METHODS, DISCLAIMER, PATH_ERRORS, __version__
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         print(f"UNREADABLE {reason}", file=sys.stderr)
     print(f"{len(good)} readable, {len(bad)} unreadable of {len(samples)} files under {args.data}")
     if args.out:
-        Path(args.out).write_text("".join(f"{p}\t{r}\n" for p, r in bad), encoding="utf-8")
+        Path(args.out).write_text("".join(f"{p}\t{r}\n" for p, r in bad), encoding="utf-8", errors=PATH_ERRORS)
     return 1 if bad and args.strict else 0
 
 
@@ -234,16 +234,27 @@ def _explain_files(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise ValueError("--out DIR is required: the folder the overlay PNGs are written to")
-    explainer, _ = _explainer(args)
+    from braintumor.inference import load_predictor, read_input
+
+    explainer, model_path = _explainer(args)
     target = args.target
     if target is not None and target.isdigit() and target not in explainer.class_names:
         target = int(target)
     failed = 0
-    results = write_overlays(explainer, args.inputs, args.out, target=target, alpha=args.alpha, colorbar=args.colorbar)
+    predictor = load_predictor(model_path)  # the same refusals as `predict` and the web service
+
+    def refuse(path: Path) -> str | None:
+        verdict = predictor.predict_inputs([read_input(path)])[0]
+        return verdict.note if verdict.label is None else None
+
+    options = {"target": target, "alpha": args.alpha, "colorbar": args.colorbar, "refuse": refuse}
+    results = write_overlays(explainer, args.inputs, args.out, **options)
     for r in results:
         if r.error:
             failed += 1
             print(f"ERROR {r.error}", file=sys.stderr)
+        elif r.refused:
+            print(f"REFUSED {r.source}: {r.refused}; no overlay written", file=sys.stderr)
         else:
             e = r.explanation
             print(f"{r.source} -> {r.out}  predicted {e.predicted_label} ({e.confidence:.2f}), map of {e.target_label}")
@@ -418,6 +429,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.explain and Path(args.explain).exists() and not Path(args.explain).is_dir():
+        raise NotADirectoryError(f"{args.explain}: exists and is not a folder; --explain names the overlay folder")
     files, problems = expand_sources(args.inputs)
     for problem in problems:
         print(f"braintumor: warning: {problem}", file=sys.stderr)
@@ -584,16 +597,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """Output never fails on a file name that is not valid UTF-8: stdout writes its bytes back unchanged
+    (like the lists the commands write), stderr escapes them."""
+    for stream, errors in ((sys.stdout, PATH_ERRORS), (sys.stderr, "backslashreplace")):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=errors if encoding == "utf8" else "backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `braintumor` command."""
     from braintumor.io import ScanReadError
+    from braintumor.models.pretrained import PretrainedWeightsUnavailable
 
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScanReadError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+    except (ScanReadError, FileNotFoundError, ValueError, PretrainedWeightsUnavailable) as exc:
         print(f"braintumor: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an --out that is a file, a folder where a file goes, a full disk, permissions
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"braintumor: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("braintumor: interrupted", file=sys.stderr)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from braintumor.data import discover, parse_merge_map
+from braintumor.data import check_readable, discover, parse_merge_map
 
 ODD = "Meningioma (de Baixo Grau, Atípico) T1C+"
 
@@ -116,3 +117,50 @@ def test_real_nickparvar_layout(shared_data):
     index = discover(shared_data / "nickparvar-7023")
     assert index.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
     assert (len(index.samples("train")), len(index.samples("test"))) == (5712, 1311)
+
+
+def test_symlinked_folders_are_followed_once_and_broken_links_reported(tmp_path, samples_dir):
+    # a class folder whose scans sit in a linked folder, a link loop and a dangling link
+    root = tmp_path / "data"
+    (root / "glioma").mkdir(parents=True)
+    (root / "notumor").mkdir()
+    shutil.copy(next(samples_dir.glob("glioma/*.jpg")), root / "glioma" / "a.jpg")
+    (root / "notumor" / "linked").symlink_to(samples_dir / "notumor", target_is_directory=True)
+    (root / "glioma" / "loop").symlink_to(root / "glioma", target_is_directory=True)  # must not recurse forever
+    (root / "glioma" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    index = discover(root)
+    names = sorted(Path(s.path).name for s in index.samples())
+    assert names == ["Te-no_0010.jpg", "Te-no_0224.jpg", "a.jpg", "gone.jpg"]
+    _, bad = check_readable(index.samples())
+    assert [(Path(p).name, reason.endswith("gone.jpg: file not found")) for p, reason in bad] == [("gone.jpg", True)]
+    assert all(str(s.path).startswith(str(root)) for s in index.samples())  # paths stay under the root
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_dropped(tmp_path, samples_dir, monkeypatch):
+    # chmod 000 does not stop root, so the listing failure is simulated at os.scandir
+    from braintumor.io import source
+
+    root = tmp_path / "data"
+    shutil.copytree(samples_dir / "glioma", root / "glioma")
+    (root / "glioma" / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(source.os, "scandir", scandir)
+    found = list(source.walk_tree(root))
+    assert root / "glioma" / "locked" in found
+    _, bad = check_readable(discover(root).samples())
+    assert [Path(p).name for p, _ in bad] == ["locked"]
+
+
+def test_an_empty_class_folder_is_said_not_silently_dropped(tmp_path, samples_dir, caplog):
+    shutil.copytree(samples_dir / "glioma", tmp_path / "glioma")
+    (tmp_path / "meningioma").mkdir()
+    with caplog.at_level("WARNING"):
+        index = discover(tmp_path)
+    assert index.class_names == ["glioma"]
+    assert "class 'meningioma' left out" in caplog.text

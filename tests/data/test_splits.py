@@ -62,7 +62,7 @@ def test_group_aware_split_keeps_every_group_on_one_side():
 def test_grouped_split_refuses_more_than_half_for_validation():
     # validation is one of round(1/val_fraction) folds: 0.6 and 0.9 would both silently give 50 %
     samples = _samples(COUNTS)
-    with pytest.raises(ValueError, match="at most 0.5, got 0.6"):
+    with pytest.raises(ValueError, match=r"at most 0\.5, got 0\.6"):
         train_val_split(samples, val_fraction=0.6, groups=_groups(samples, size=4))
 
 

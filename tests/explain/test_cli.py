@@ -68,6 +68,18 @@ def test_folder_input_and_an_unreadable_file(tiny_checkpoint, samples_dir, tmp_p
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["Te-pi_0013.png", "Te-pi_0039.png"]
 
 
+def test_images_the_predictor_refuses_get_no_overlay(tiny_checkpoint, samples_dir, tmp_path, capsys) -> None:
+    # as in `predict` and the web service: no map for what is not a brain MRI (here a blank image)
+    folder = tmp_path / "scans"
+    shutil.copytree(samples_dir / "glioma", folder)
+    Image.new("L", (128, 128), 90).save(folder / "blank.png")
+    rc = main(["explain", "--model", str(tiny_checkpoint), str(folder), "--out", str(tmp_path / "o")])
+    assert rc == 0  # a refusal is an answer, not a failure
+    err = capsys.readouterr().err
+    assert "REFUSED" in err and "blank.png" in err and "blank" in err and "no overlay written" in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["Te-gl_0013.png", "Te-gl_0026.png"]
+
+
 def test_user_mistakes_are_messages_not_tracebacks(tiny_checkpoint, samples_dir, tmp_path, capsys) -> None:
     scan = str(next(samples_dir.glob("glioma/*.jpg")))
     model = ["--model", str(tiny_checkpoint)]

@@ -120,3 +120,49 @@ def test_export_fits_the_ood_check_from_a_dataset(
 def test_export_format_none_needs_data(model_copy: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["export", "--model", str(model_copy), "--format", "none"]) == 2
     assert "needs --ood-from" in capsys.readouterr().err
+
+
+def test_file_system_mistakes_are_messages_not_tracebacks(
+    model_copy: Path, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    scan = str(next(samples_dir.glob("glioma/*.jpg")))
+    assert main(["predict", scan, "--model", str(model_copy), "--explain", str(a_file), "--quiet"]) == 2
+    assert f"{a_file}: exists and is not a folder" in capsys.readouterr().err
+    assert main(["data", "check", str(samples_dir), "--out", str(tmp_path)]) == 2  # a folder where a file goes
+    assert f"{tmp_path}: Is a directory" in capsys.readouterr().err
+    assert main(["export", "--model", str(model_copy), "--out", str(tmp_path)]) == 2
+    assert "is a folder; give the .onnx file to write" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tmp"))
+    (model_copy / "model.ood.safetensors").write_bytes(b"\x05")  # a truncated OOD file beside a valid json
+    (model_copy / "model.ood.json").write_text("{}")
+    assert main(["predict", scan, "--model", str(model_copy), "--quiet"]) == 2
+    assert "unreadable out-of-distribution detector" in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_and_stops_nothing(
+    tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path
+):
+    # Linux file names are bytes; with a strict UTF-8 stdout (a desktop's en_US.UTF-8) one such name used to end
+    # the run at its row. A real process, since the point is the interpreter's own stream settings.
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "scans"
+    shutil.copytree(samples_dir / "glioma", folder)
+    odd = os.fsencode(folder) + b"/bad\xffname.jpg"
+    with open(odd, "wb") as fh:
+        fh.write(next(samples_dir.glob("notumor/*.jpg")).read_bytes())
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    cmd = [sys.executable, "-m", "braintumor.cli", "predict", str(folder), "--model", str(tiny_checkpoint)]
+    run = subprocess.run([*cmd, "--format", "csv", "--quiet"], capture_output=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    rows = run.stdout.splitlines()[1:]
+    assert len(rows) == 3 and any(b"bad\xffname.jpg" in r for r in rows)  # the name's bytes, unchanged
+    out, data = tmp_path / "check.tsv", tmp_path / "data"
+    shutil.copytree(samples_dir / "notumor", data / "notumor")
+    (data / "notumor" / "bad\udcffbroken.jpg").write_bytes(b"not a jpeg")  # the surrogate is byte 0xff on disk
+    assert main(["data", "check", str(data), "--out", str(out), "--quiet"]) == 0
+    assert b"bad\xffbroken.jpg" in out.read_bytes()

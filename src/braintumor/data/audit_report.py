@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from braintumor import PATH_ERRORS
 from braintumor.data.audit_graph import ImageInfo
 from braintumor.data.audit_match import FLIPS, KINDS, Pairs, Thresholds
 from braintumor.data.audit_plots import PairPicture, load_for_display, pair_grid
@@ -136,8 +137,8 @@ def write_lists(result: AuditResult, out_dir: Path) -> None:
     if result.has_test:
         lists = (result.test_leaking, result.test_clean, result.train_minus_leaks, result.train_leaking)
         for name, items in zip(LIST_FILES, lists, strict=True):
-            (out_dir / name).write_text("".join(f"{p}\n" for p in items), encoding="utf-8")
-    with open(out_dir / "groups.csv", "w", newline="", encoding="utf-8") as f:
+            (out_dir / name).write_text("".join(f"{p}\n" for p in items), encoding="utf-8", errors=PATH_ERRORS)
+    with open(out_dir / "groups.csv", "w", newline="", encoding="utf-8", errors=PATH_ERRORS) as f:
         writer = csv.writer(f)
         writer.writerow(["path", "group"])
         writer.writerows(result.groups.items())
@@ -151,7 +152,7 @@ def write_json(result: AuditResult, out_dir: Path) -> None:
     head = json.dumps(body, indent=1)
     lines = ",\n".join("  " + json.dumps(p) for p in pairs)
     text = f'{head[:-2]},\n "pairs": [\n{lines}\n ]\n}}\n'
-    (out_dir / "audit.json").write_text(text, encoding="utf-8")
+    (out_dir / "audit.json").write_text(text, encoding="utf-8", errors=PATH_ERRORS)
 
 
 def _evenly(order: np.ndarray, k: int) -> np.ndarray:

@@ -12,12 +12,16 @@ letters included); they are sorted with Unicode code-point order so indices are 
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from braintumor.io import is_scan_file
+from braintumor.io.source import walk_tree
+
+log = logging.getLogger(__name__)
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -133,11 +137,10 @@ def parse_label_sets(spec: str) -> dict[str, tuple[str, ...]]:
 
 def _collect(class_dir: Path, label: str, ignored: list[Path]) -> list[Sample]:
     out = []
-    for path in sorted(class_dir.rglob("*")):
-        rel_parts = path.relative_to(class_dir).parts
-        if any(part.startswith(".") or part == "__MACOSX" for part in rel_parts) or not path.is_file():
-            continue
-        if is_scan_file(path):
+    # walk_tree follows symlinked folders and also yields folders it cannot list, broken links and link
+    # loops: those become samples, so reading them reports the problem like any unreadable scan.
+    for path in walk_tree(class_dir):
+        if is_scan_file(path) or path.is_dir() or not path.exists():
             out.append(Sample(path=path, label=label))  # not resolved: symlinked files stay under root
         else:
             ignored.append(path)
@@ -174,7 +177,10 @@ def discover(root: str | Path, merge: dict[str, str] | None = None) -> DatasetIn
         for class_dir in class_dirs:
             found.add(class_dir.name)
             label = (merge or {}).get(class_dir.name, class_dir.name)
-            items.extend(_collect(class_dir, label, ignored))
+            collected = _collect(class_dir, label, ignored)
+            if not collected:  # a class that silently vanished would change what a model is trained for
+                log.warning("%s: class folder holds no scans; class '%s' left out of this split", class_dir, label)
+            items.extend(collected)
     if merge:
         unknown = sorted(set(merge) - found)
         if unknown:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from braintumor import PATH_ERRORS
 from braintumor.data.discovery import Sample
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def load_groups_csv(csv_path: str | Path, root: str | Path) -> dict[Path, str]:
         raise FileNotFoundError(f"{csv_path}: groups file not found (write it with 'braintumor data audit')")
     root = Path(root).expanduser().resolve()
     groups: dict[Path, str] = {}
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+    with csv_path.open(newline="", encoding="utf-8-sig", errors=PATH_ERRORS) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:2]] != ["path", "group"]:

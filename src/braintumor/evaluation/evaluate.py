@@ -266,8 +266,10 @@ def run_evaluation(
     from braintumor.evaluation.report import write_report
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a folder; --out names the folder to write into")
     result = evaluate(model, data, exclude_leaks_from=exclude_leaks_from, audit_dir=out / "audit", options=options)
+    out.mkdir(parents=True, exist_ok=True)
     write_metrics(result, out / "metrics.json")
     write_predictions(result, out / "predictions.csv")
     write_report(result, out / "report.html")

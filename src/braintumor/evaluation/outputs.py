@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from braintumor import DISCLAIMER
+from braintumor import DISCLAIMER, PATH_ERRORS
 from braintumor.evaluation.result import HEADLINE, EvaluationResult
 
 CI_KEYS = ("accuracy", "macro_f1", "auc_roc_macro", "ece")
@@ -40,7 +40,7 @@ def _clean_json(value):
 
 def write_metrics(result: EvaluationResult, path: Path) -> None:
     text = json.dumps(_clean_json(metrics_json(result)), indent=2, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(text + "\n", encoding="utf-8", errors=PATH_ERRORS)
 
 
 def write_predictions(result: EvaluationResult, path: Path) -> None:
@@ -50,7 +50,7 @@ def write_predictions(result: EvaluationResult, path: Path) -> None:
     header = ["file", "true", "predicted", *(f"prob_{c}" for c in names)]
     if result.leaks is not None:
         header.append("leaks")
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with path.open("w", newline="", encoding="utf-8", errors=PATH_ERRORS) as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for i, file in enumerate(result.files):

@@ -184,5 +184,5 @@ def render_report(result: EvaluationResult) -> str:
 def write_report(result: EvaluationResult, path: str | Path) -> Path:
     """Write report.html; returns its path."""
     path = Path(path)
-    path.write_text(render_report(result), encoding="utf-8")
+    path.write_text(render_report(result), encoding="utf-8", errors="backslashreplace")  # valid HTML
     return path

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from braintumor import PATH_ERRORS
+
 COLUMNS = ("image", "label", "x_min", "y_min", "x_max", "y_max")
 
 
@@ -70,7 +72,7 @@ def read_boxes(path: str | Path) -> list[TumorBox]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: box file not found")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with path.open(newline="", encoding="utf-8-sig", errors=PATH_ERRORS) as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from braintumor.explain.cam import Explainer, Explanation
 from braintumor.explain.overlay import overlay_png
 from braintumor.io import SCAN_SUFFIXES, ScanReadError, is_scan_file, read_scan
+from braintumor.io.source import walk_tree
 
 
 @dataclass(frozen=True)
 class OverlayResult:
-    """What happened to one input: the PNG written and its explanation, or the error that stopped it."""
+    """What happened to one input: the PNG written and its explanation, the error that stopped it, or why
+    the predictor refused the scan (not a brain MRI: colour photo, blank, out-of-distribution)."""
 
     source: Path
     out: Path | None
     explanation: Explanation | None
     error: str | None
+    refused: str | None = None
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -30,7 +33,8 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and is_scan_file(p))
+            # as `predict` does: hidden files skipped, links followed, unreadable entries kept to be reported
+            found = [p for p in walk_tree(item) if is_scan_file(p) or p.is_dir() or not p.exists()]
             if not found:
                 raise ValueError(f"{item}: folder holds no scan files ({', '.join(SCAN_SUFFIXES)})")
             files += found
@@ -74,10 +78,14 @@ def write_overlays(
     target: int | str | None = None,
     alpha: float = 0.4,
     colorbar: bool = False,
+    refuse: Callable[[Path], str | None] | None = None,
 ) -> Iterator[OverlayResult]:
     """Explain each scan and write its overlay PNG, yielding one result per input as it goes.
 
     An unreadable file gives a result with `error` set (naming the file and the reason) and the run goes on.
+    `refuse(path)` (the CLI passes the same model's predictor: colour/blank gate and OOD check) gives the
+    reason a readable scan is refused, or None; a refused scan gets `refused` and no overlay, as in the web
+    service, since a map of an image that is not a brain MRI would look like an answer.
 
     Raises:
         ValueError: bad target class, clashing output names, or an empty folder (before any work is done).
@@ -91,6 +99,10 @@ def write_overlays(
             scan = read_scan(f)
         except ScanReadError as exc:
             yield OverlayResult(f, None, None, str(exc))
+            continue
+        why = refuse(f) if refuse is not None else None
+        if why:
+            yield OverlayResult(f, None, None, None, refused=why)
             continue
         exp = explainer.explain(scan, target=target)
         outs[f].write_bytes(overlay_png(scan, exp.cam, alpha=alpha, colorbar=colorbar))

@@ -67,6 +67,8 @@ def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET, sta
     import onnx
 
     out = Path(out)
+    if out.is_dir():  # checked before the slow export, not after it
+        raise IsADirectoryError(f"{out}: is a folder; give the .onnx file to write, e.g. {out / 'model.onnx'}")
     wrapper = LogitsAndFeatures(inference_model(loaded).cpu(), stats_layer).eval()
     example = torch.zeros(2, loaded.in_chans, loaded.image_size, loaded.image_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -90,8 +92,11 @@ def export_onnx(loaded: LoadedModel, out: str | Path, *, opset: int = OPSET, sta
     onnx.checker.check_model(proto)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    try:
+        onnx.save(proto, str(tmp))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left behind on failure
     return out
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import cv2
 from braintumor.inference.gate import colour_refusal
 from braintumor.io import Scan, ScanReadError, is_scan_file, read_scan
 from braintumor.io.images import PIL_FORMATS
-from braintumor.io.source import load_bytes
+from braintumor.io.source import load_bytes, walk_tree
 
 
 @dataclass(frozen=True)
@@ -98,14 +97,10 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
 
 def _scan_dir(folder: Path) -> tuple[list[Path], int]:
     found, skipped = [], 0
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for n in sorted(names):
-            if n.startswith("."):
-                continue  # .DS_Store and friends are never scans
-            p = Path(root) / n
-            if is_scan_file(p, sniff_content=True):
-                found.append(p)
-            else:
-                skipped += 1
+    for p in walk_tree(folder):
+        # a folder here is one that could not be listed: reading it reports that, with the other errors
+        if p.is_dir() or is_scan_file(p, sniff_content=True) or not p.exists():
+            found.append(p)
+        else:
+            skipped += 1
     return found, skipped

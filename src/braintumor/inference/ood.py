@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import safetensors.numpy
+from safetensors import SafetensorError
 
 FORMAT = "braintumor-ood"
 
@@ -119,7 +120,7 @@ def load_ood(stem_source: str | Path, weights_sha256: str | None = None, tta: st
         tensors = safetensors.numpy.load_file(str(tensors_path))
         means, threshold = tensors["means"].astype(np.float64), float(meta["threshold"])
         precision = tensors["precision"] if "precision" in tensors else _unpack_triu(tensors["precision_triu"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
         raise ValueError(f"{json_path}: unreadable out-of-distribution detector ({exc}); refit it") from None
     if meta.get("format") != FORMAT or precision.shape != (means.shape[1], means.shape[1]):
         raise ValueError(f"{json_path}: not a braintumor out-of-distribution detector; refit it")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from braintumor.io.common import MAX_FILE_BYTES
@@ -44,6 +45,8 @@ def _read_file(path: Path, label: str) -> bytes:
     except OSError as exc:
         raise _os_error(label, exc) from None
     if stat.S_ISDIR(st.st_mode):
+        if not os.access(path, os.R_OK | os.X_OK):  # `walk_tree` hands on folders it could not list
+            raise ScanReadError(label, "folder cannot be listed (permission denied): the scans in it were not read")
         raise ScanReadError(label, "is a folder, not a file")
     # A FIFO or device would block or never end (e.g. /dev/zero), so refuse before opening.
     if not stat.S_ISREG(st.st_mode):
@@ -66,3 +69,39 @@ def _os_error(label: str, exc: OSError) -> ScanReadError:
     if exc.errno == errno.EISDIR:
         return ScanReadError(label, "is a folder, not a file")
     return ScanReadError(label, f"cannot read the file ({exc.strerror or type(exc).__name__})")
+
+
+def walk_tree(folder: str | Path) -> Iterator[Path]:
+    """Every entry below `folder` that is not a folder, in sorted order; hidden names and __MACOSX skipped.
+
+    Symbolic links to folders are followed, each real folder once, so a link loop ends. Whatever is not
+    a folder is yielded, broken links and links in a loop included, and so is a folder that cannot be
+    listed: reading them then says why, so nothing below `folder` is skipped without a word.
+    """
+    seen: set[str] = set()
+
+    def visit(d: Path) -> Iterator[Path]:
+        real = os.path.realpath(d)
+        if real in seen:
+            return
+        seen.add(real)
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            yield d
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name == "__MACOSX":
+                continue  # .DS_Store, ._* resource forks and friends are never scans
+            path = d / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows symbolic links
+            except OSError:
+                is_dir = False
+            if is_dir:
+                yield from visit(path)
+            else:
+                yield path
+
+    yield from visit(Path(folder))

@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from braintumor import PATH_ERRORS
 from braintumor.data import Sample, check_readable, discover, parse_label_sets, parse_merge_map, train_val_split
 from braintumor.data.cache import DecodeCache
 from braintumor.data.dataset import ScanDataset
@@ -39,7 +40,7 @@ class PreparedData:
 
 def read_list(path: str | Path) -> set[str]:
     """Paths from a list file (one per line, relative to the dataset root; blank lines ignored)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = Path(path).read_text(encoding="utf-8", errors=PATH_ERRORS).splitlines()
     return {line.strip() for line in lines if line.strip()}
 
 

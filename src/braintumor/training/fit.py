@@ -15,8 +15,10 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from braintumor import PATH_ERRORS
 from braintumor.evaluation.metrics import calibrated_summary
 from braintumor.inference.tta import with_tta
+from braintumor.models import model_info
 from braintumor.models.checkpoint import save_checkpoint
 from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
 from braintumor.training.config import TrainConfig
@@ -66,7 +68,9 @@ def build_trainer(cfg: TrainConfig, out: Path, progress: bool = True) -> L.Train
 
 
 def _write_data_report(out: Path, data: PreparedData) -> None:
-    (out / "unreadable.txt").write_text("".join(f"{p}\t{r}\n" for p, r in data.unreadable), encoding="utf-8")
+    (out / "unreadable.txt").write_text(
+        "".join(f"{p}\t{r}\n" for p, r in data.unreadable), encoding="utf-8", errors=PATH_ERRORS
+    )
     report = {
         "class_names": data.class_names,
         "train": len(data.train),
@@ -76,7 +80,9 @@ def _write_data_report(out: Path, data: PreparedData) -> None:
         "weak": len(data.weak),
         "label_sets": {k: list(v) for k, v in data.label_sets.items()},
     }
-    (out / "data.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "data.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8", errors=PATH_ERRORS
+    )
 
 
 @torch.no_grad()
@@ -113,7 +119,9 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
         config=cfg.to_dict(),
         metrics={"validation": metrics},
     )
-    (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "val_metrics.json").write_text(
+        json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8", errors=PATH_ERRORS
+    )
     return metrics
 
 
@@ -125,6 +133,11 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"{out}: holds a previous run; pass --resume to continue it or choose another --out")
     if cfg.resume and not last.exists():
         raise ValueError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
+    # what can be checked in a moment is checked before anything is written or read
+    for folder in (cfg.data, cfg.weak_data):
+        if folder and not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder}: dataset folder not found")
+    model_info(cfg.arch)  # an unknown architecture, before every scan is read
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
