@@ -388,6 +388,12 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         help="fit the OOD check on the model's own training split and threshold it on its validation split "
         "(rebuilt from its training config, as `calibrate` does; leak exclusions included)",
     )
+    p.add_argument(
+        "--ood-groups-csv",
+        type=Path,
+        help="with --ood-from and no val split: groups.csv of `braintumor data audit DATA`, so that copies of a "
+        "scan are not split between the fitted and the threshold part (which would set the threshold too low)",
+    )
     p.add_argument("--ood-percentile", type=float, default=99.0, help="threshold percentile of validation scores")
     p.add_argument("--ood-max-per-class", type=int, help="use at most this many scans per class (faster)")
     p.add_argument(
@@ -462,6 +468,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.format == "none" and not (args.ood_from or args.ood_own_split):
         raise ValueError("nothing to do: --format none needs --ood-from DATA or --ood-own-split")
+    if args.ood_groups_csv and not args.ood_from:
+        raise ValueError("--ood-groups-csv goes with --ood-from DATA (--ood-own-split uses the run's own groups)")
     path = resolve_model_path(args.model)
     loaded = load_model(path)
     if args.ood_from or args.ood_own_split:
@@ -474,7 +482,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.ood_own_split:
             detector = fit_ood_on_training_split(loaded, path, args.ood_percentile, **fit_args)
         else:
-            detector = fit_ood_on_dataset(loaded, args.ood_from, args.ood_percentile, **fit_args)
+            detector = fit_ood_on_dataset(
+                loaded, args.ood_from, args.ood_percentile, groups_csv=args.ood_groups_csv, **fit_args
+            )
         for bad in detector.info["unreadable"]:
             print(f"braintumor: warning: left out {bad['file']}: {bad['error']}", file=sys.stderr)
         written = detector.save(path)

@@ -117,6 +117,26 @@ def test_export_fits_the_ood_check_from_a_dataset(
     assert all(r["ood_score"] is not None and r["in_distribution"] for r in rows)
 
 
+def test_ood_threshold_split_keeps_duplicate_groups_together(tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path):
+    from braintumor.inference.ood_fit import fit_ood_on_dataset
+    from braintumor.models import load_model
+
+    data, rows = tmp_path / "data", ["path,group"]
+    for scan in sorted(samples_dir.glob("*/*.jpg")):  # every scan and three near-copies: one group of 4
+        (data / scan.parent.name).mkdir(parents=True, exist_ok=True)
+        for k in range(4):
+            img = Image.open(scan).convert("L").rotate(k)
+            img.save(data / scan.parent.name / f"{scan.stem}_{k}.png")
+            rows.append(f"{scan.parent.name}/{scan.stem}_{k}.png,{scan.stem}")
+    (tmp_path / "groups.csv").write_text("\n".join(rows) + "\n")
+    loaded = load_model(tiny_checkpoint)
+    kwargs = {"val_fraction": 0.5, "stats_layer": None}
+    detector = fit_ood_on_dataset(loaded, data, groups_csv=tmp_path / "groups.csv", **kwargs)
+    assert detector.info["n_val"] == 16 and detector.info["n_train"] == 16  # one whole group per class held out
+    assert detector.info["threshold_split"].startswith("group-aware")
+    assert main(["export", "--model", str(tiny_checkpoint), "--ood-groups-csv", str(tmp_path / "groups.csv")]) == 2
+
+
 def test_export_format_none_needs_data(model_copy: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["export", "--model", str(model_copy), "--format", "none"]) == 2
     assert "needs --ood-from" in capsys.readouterr().err

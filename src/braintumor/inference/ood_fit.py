@@ -114,14 +114,18 @@ def fit_ood_on_dataset(
     batch_size: int = 32,
     progress: bool = False,
     stats_layer: str | None = "auto",
+    groups_csv: str | Path | None = None,
 ) -> OODDetector:
     """Fit the detector on a dataset folder: its "train" split (or all of it) and its "val" split.
 
     Without a "val" split, `val_fraction` of the training scans (stratified, seeded) are held out for the
-    threshold. `max_per_class` caps the scans used per class (seeded choice), to fit quickly on big sets.
+    threshold, keeping each duplicate group of `groups_csv` (from `braintumor data audit DATA`) on one side:
+    a held-out scan with a copy among the fitted ones scores low and pulls the threshold down.
+    `max_per_class` caps the scans used per class (seeded choice), to fit quickly on big sets.
     The test split is never used: it stays for measuring the refusal rate honestly.
     """
     from braintumor.data import discover, train_val_split
+    from braintumor.data.splits import load_groups_csv
 
     index = discover(data)
     train = index.splits.get("train") or index.splits.get("all")
@@ -132,11 +136,14 @@ def fit_ood_on_dataset(
     if val:
         val = _cap(val, max_per_class, seed)
     else:
-        train, val = train_val_split(train, val_fraction=val_fraction, seed=seed)
+        groups = load_groups_csv(groups_csv, index.root) if groups_csv else None
+        train, val = train_val_split(train, val_fraction=val_fraction, seed=seed, groups=groups)
     detector = fit_ood(
         loaded_model, train, val, percentile, batch_size=batch_size, progress=progress, stats_layer=stats_layer
     )
     detector.info["fitted_on"] = str(data)
+    if groups_csv and not index.splits.get("val"):
+        detector.info["threshold_split"] = f"group-aware ({groups_csv})"
     return detector
 
 
