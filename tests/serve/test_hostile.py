@@ -223,3 +223,39 @@ def test_concurrent_requests_all_succeed(server, samples_dir: Path) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(one, range(16)))
     assert codes == [200] * 16
+
+
+def test_uploads_in_progress_count_towards_the_queue_limit(serve_factory, tiny_checkpoint: Path, samples_dir: Path):
+    # A request is admitted before its body is read, so slow uploads cannot pile up memory without limit:
+    # with concurrency 1 and max_queue 1, two half-sent uploads fill the service and a third gets 503 at once.
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    server = serve_factory(ServeSettings(model=str(tiny_checkpoint), concurrency=1, max_queue=1))
+    host, port = urlparse(server.url).hostname, urlparse(server.url).port
+    slow = []
+    for _ in range(2):
+        s = socket.create_connection((host, port))
+        s.sendall(
+            b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=BB\r\n"
+            b"Content-Length: 1000000\r\n\r\n--BB\r\n"
+        )
+        slow.append(s)
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        deadline = time.monotonic() + 10
+        while True:  # the two slow requests are admitted as soon as the server has read their headers
+            r = c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])
+            if r.status_code == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 503 and "busy" in r.json()["detail"]
+        assert c.get("/api/v1/health").status_code == 200  # health is never queued
+        for s in slow:
+            s.close()
+        deadline = time.monotonic() + 10
+        while (r := c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])).status_code == 503:
+            assert time.monotonic() < deadline, "places were not given back after the clients left"
+            time.sleep(0.1)
+        assert r.status_code == 200

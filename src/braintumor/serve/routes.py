@@ -64,8 +64,9 @@ async def predict(request: Request, service: ServiceDep) -> PredictResponse:
     `error`, a refused one (colour photo, blank, out-of-distribution) `in_distribution: false` and no label;
     when no file at all can be read the answer is 422.
     """
-    uploads = await read_uploads(request, service.limits)
-    predictions = await service.run(service.predict, uploads)
+    async with service.admitted():
+        uploads = await read_uploads(request, service.limits)
+        predictions = await service.run(service.predict, uploads)
     if all(p.error for p in predictions):
         raise ApiError(422, "no uploaded file could be read as a scan", [p.to_dict() for p in predictions])
     return PredictResponse(
@@ -109,10 +110,11 @@ async def explain(
         )
     if service.predictor.checkpoint is None:  # an ONNX-only model has no gradients to compute a map with
         raise ApiError(501, "explanations need the PyTorch checkpoint; this server runs an ONNX file only")
-    uploads = await read_uploads(request, service.limits, fields=("file", "files"))
-    if len(uploads) != 1:
-        raise ApiError(400, "send exactly one file to explain")
-    prediction, png = await service.run(service.explain, uploads[0], target, method, colorbar)
+    async with service.admitted():
+        uploads = await read_uploads(request, service.limits, fields=("file", "files"))
+        if len(uploads) != 1:
+            raise ApiError(400, "send exactly one file to explain")
+        prediction, png = await service.run(service.explain, uploads[0], target, method, colorbar)
     if not png:
         reason = "the file could not be read" if prediction.error else "the image was refused"
         raise ApiError(422, f"no explanation: {reason}", [prediction.to_dict()])

@@ -2,13 +2,15 @@
 
 CPU work (decoding, preprocessing, the forward pass, Grad-CAM) runs in worker threads, at most
 `settings.concurrency` at once (an anyio CapacityLimiter), so the event loop keeps answering /health and
-new connections while scans are processed. Requests beyond `max_queue` waiting ones get 503 at once
-instead of piling up memory.
+new connections while scans are processed. A request is admitted before its body is read: beyond
+`concurrency + max_queue` requests in the service, the next gets 503 at once, so the uploads held in
+memory are bounded by that count times the request-size limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -30,7 +32,7 @@ class Service:
     predictor: Predictor
     settings: ServeSettings
     limiter: anyio.CapacityLimiter = field(init=False)
-    waiting: int = 0
+    active: int = 0  # admitted requests: reading their upload, waiting for a slot or being processed
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.settings.concurrency)
@@ -40,15 +42,20 @@ class Service:
         s = self.settings
         return UploadLimits(s.max_file_bytes, s.max_request_bytes, s.max_files)
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run CPU-bound `fn` in a worker thread when a slot is free; 503 when too many requests wait."""
-        if self.waiting >= self.settings.max_queue:
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold one of the `concurrency + max_queue` places for a whole request; 503 when none is free."""
+        if self.active >= self.settings.concurrency + self.settings.max_queue:
             raise ApiError(503, "the server is busy; retry in a few seconds")
-        self.waiting += 1
+        self.active += 1
         try:
-            return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
+            yield
         finally:
-            self.waiting -= 1
+            self.active -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU-bound `fn` in a worker thread when a slot is free."""
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
 
     def predict(self, uploads: list[Upload]) -> list[Prediction]:
         """Decode and predict uploaded files (runs in a worker thread)."""

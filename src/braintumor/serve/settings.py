@@ -22,7 +22,7 @@ class ServeSettings:
     max_request_bytes: int = 64 * 2**20  # per request body, all files together
     max_files: int = 16  # files per request
     concurrency: int = 2  # requests decoded and predicted at once (threads); 1-MAX_CONCURRENCY
-    max_queue: int = 64  # requests allowed to wait for a slot; more get 503 at once
+    max_queue: int = 16  # requests admitted beyond `concurrency` (reading or waiting); more get 503 at once
     threads: int | None = None  # intra-op threads of the model; None: one per core
     batch_size: int = 16  # scans per forward pass within one request
     max_side: int = 2048  # px; a larger decoded scan is shrunk to this first, so memory per file is bounded
