@@ -107,7 +107,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from braintumor.training.fit import fit
 
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
-    cfg = TrainConfig.from_sources(args.config, **overrides)
+    base = args.config
+    if args.resume and base is None and args.out and (Path(args.out) / "config.yaml").is_file():
+        base = Path(args.out) / "config.yaml"  # --resume alone goes on with the run's own settings
+    cfg = TrainConfig.from_sources(base, **overrides)
     out = fit(cfg)
     print(f"run folder: {out}")
     return 0

@@ -35,7 +35,7 @@ def test_scan_gets_label_bars_and_overlay(browser_page, samples_dir: Path, tmp_p
     page, errors = browser_page
     assert page.locator("#disclaimer").is_visible()
     assert "Research use only" in page.locator("#disclaimer").inner_text()
-    page.wait_for_function("document.getElementById('model-info').textContent.includes('simple_cnn')")
+    page.locator("#model-info", has_text="simple_cnn").wait_for(timeout=30_000)
     scan = sorted(samples_dir.glob("pituitary/*.jpg"))[0]
     page.set_input_files("#file-input", str(scan))
     card = page.locator(".card.accepted").first
@@ -129,7 +129,8 @@ def test_token_form_checks_the_token_and_submits_with_enter(browser_page, serve_
         page.locator("#token-error", has_text="not accepted").wait_for(timeout=30_000)
         page.fill("#token", token)
         page.press("#token", "Enter")  # Enter submits the form
-        page.wait_for_function("document.getElementById('model-info').textContent.includes('simple_cnn')")
+        # a locator, not wait_for_function("..."): polling a string needs eval, which the page's CSP forbids
+        page.locator("#model-info", has_text="simple_cnn").wait_for(timeout=30_000)
         assert page.locator("#auth").is_hidden()
         page.set_input_files("#file-input", str(sorted(samples_dir.glob("glioma/*.jpg"))[0]))
         page.locator(".card.accepted").wait_for(timeout=30_000)

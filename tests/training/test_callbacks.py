@@ -45,5 +45,35 @@ def test_frozen_epoch_changes_only_the_head_then_all_layers_train(square_data: P
     # seed_everything(0) inside fit makes both runs start from the same weights as this model
     for k in bn_stats:
         assert torch.equal(after_frozen[k], init[k]), f"{k} moved while the backbone was frozen"
+    backbone = [k for k in after_frozen if k not in head and not k.endswith("num_batches_tracked")]
+    for k in backbone:  # held at lr 0 (weights, biases, BN affine and statistics): bit-identical
+        assert torch.equal(after_frozen[k], init[k]), f"{k} moved while the backbone was frozen"
     assert any(not torch.equal(after_frozen[k], init[k]) for k in head), "the head did not train"
     assert any(not torch.equal(after_unfrozen[k], init[k]) for k in bn_stats), "backbone BN never updated"
+
+
+def test_resume_after_the_unfreezing_epoch_keeps_training_the_backbone(square_data: Path, tmp_path: Path) -> None:
+    # The backbone's lr lives in the optimiser state the checkpoint restores; it used to be frozen again.
+    first = _run(square_data, tmp_path, epochs=2)
+    cfg = TrainConfig.from_sources(
+        data=str(square_data),
+        out=str(tmp_path / "run2"),
+        cache_dir=str(tmp_path / "cache"),
+        arch="vgg_bn",
+        pretrained=False,
+        image_size=64,
+        batch_size=8,
+        num_workers=0,
+        epochs=3,
+        freeze_epochs=1,
+        seed=0,
+        early_stop_patience=10,
+        resume=True,
+    )
+    fit(cfg, progress=False)
+    state = torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    resumed = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    convs = [k for k in first if k.endswith(".weight") and first[k].ndim == 4]
+    assert convs and all(not torch.equal(first[k], resumed[k]) for k in convs), "a conv layer stayed frozen"
+    lrs = [g["lr"] for g in state["optimizer_states"][0]["param_groups"]]
+    assert len(lrs) == 2 and lrs[1] > 0

@@ -193,8 +193,10 @@ def test_resume_continues_from_last_finished_epoch(square_data: Path, tmp_path: 
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(square_data: Path, tmp_path: Path) -> None:
+    # with a frozen first epoch: DDP fixes the parameters it synchronises when it wraps the model, so a
+    # backbone frozen by requires_grad and switched on later trained apart on each rank
     out = tmp_path / "run"
-    args = _train_args(square_data, out, tmp_path / "cache", "--epochs", "1")
+    args = _train_args(square_data, out, tmp_path / "cache", "--epochs", "2", "--freeze-epochs", "1")
     args += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
     proc = subprocess.run([sys.executable, "-m", "braintumor.cli", *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -218,3 +220,38 @@ def test_train_on_derived_binary_task(shared_data: Path, tmp_path: Path) -> None
     args = _train_args(shared_data / "nickparvar-7023", out, tmp_path / "cache", "--epochs", "1", "--merge", merge)
     assert main([*args, "--limit-train-batches", "5"]) == 0
     assert load_model(out).class_names == ["notumor", "tumor"]
+
+
+def test_resume_keeps_the_split_and_reads_the_runs_own_config(square_data: Path, tmp_path: Path, capsys) -> None:
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert main(_train_args(square_data, out, cache, "--epochs", "1")) == 0
+    # another seed or validation share would move scans the run trained on into validation
+    assert main([*_train_args(square_data, out, cache, "--epochs", "2", "--seed", "7"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume must keep the run's data split" in err and "seed: 42 -> 7" in err
+    assert main([*_train_args(square_data, out, cache, "--epochs", "2", "--val-fraction", "0.3"), "--resume"]) == 2
+    assert "val_fraction: 0.15 -> 0.3" in capsys.readouterr().err
+    # --resume with only --out and --epochs goes on with the stored settings
+    assert main(["train", "--out", str(out), "--epochs", "2", "--resume", "--cache-dir", str(cache)]) == 0
+    assert TrainConfig.from_sources(out / "config.yaml").epochs == 2
+
+
+def test_test_dir_is_scored_once_after_training(square_data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = _train_args(square_data, out, tmp_path / "cache", "--epochs", "1", "--test-dir", str(square_data))
+    assert main(args) == 2  # a root without a test split: refused before training, not after
+    assert not out.exists()
+    args[-1] = str(square_data / "Training")  # (a plumbing test: these are the training scans)
+    assert main(args) == 0
+    metrics = json.loads((out / "test" / "metrics.json").read_text())
+    assert metrics["n"] > 0 and "accuracy" in metrics
+    assert "scored once" in capsys.readouterr().out
+
+
+def test_yaml_numbers_without_a_decimal_point_are_numbers(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("data: d\nlr: 3e-4\nepochs: '4'\nweight_decay: 1e-5\n")
+    cfg = TrainConfig.from_sources(tmp_path / "c.yaml")
+    assert cfg.lr == 3e-4 and cfg.epochs == 4 and cfg.weight_decay == 1e-5
+    (tmp_path / "bad.yaml").write_text("data: d\nlr: fast\n")
+    with pytest.raises(ValueError, match="lr must be a number, not 'fast'"):
+        TrainConfig.from_sources(tmp_path / "bad.yaml")

@@ -7,20 +7,24 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BaseFinetuning
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from braintumor.training.module import classifier_head
 
 
-class FreezeBackbone(BaseFinetuning):
+class FreezeBackbone(L.Callback):
     """Train only the classifier head for `epochs` epochs, then the whole network at lr * `lr_factor`.
 
-    Built on Lightning's BaseFinetuning so the unfrozen parameters join the optimiser as their own
-    param group (with their own lr, restored on --resume). While frozen, BatchNorm layers run in eval
-    mode on their ImageNet running statistics: Lightning's `freeze(train_bn=False)` instead switches
-    off `track_running_stats`, which makes BN normalise with batch statistics in training but with
-    the stored ones in validation, a train/eval mismatch that wrecks a linear probe.
+    The backbone is held still by its optimiser group's learning rate (0 while frozen; see
+    `ClassifierModule.configure_optimizers`), not by `requires_grad`: DistributedDataParallel decides
+    once, when it wraps the model, which parameters' gradients it averages across ranks, so parameters
+    that start frozen and are switched on later (Lightning's BaseFinetuning) would then train apart on
+    every GPU. The group's lr is also what a checkpoint stores, so `--resume` after the unfreezing epoch
+    goes on training the backbone. The price is a backward pass through the backbone in frozen epochs.
+
+    While frozen, BatchNorm layers of the backbone run in eval mode on their (ImageNet) running
+    statistics, so neither the statistics nor the train/eval behaviour move. Adam's update is lr times
+    a bounded step (weight decay included), so at lr 0 the backbone weights stay bit-identical.
     """
 
     def __init__(self, epochs: int, lr_factor: float) -> None:
@@ -29,32 +33,23 @@ class FreezeBackbone(BaseFinetuning):
         self.lr_factor = lr_factor
 
     @staticmethod
-    def _backbone(pl_module: L.LightningModule) -> list[torch.nn.Module]:
+    def _backbone_modules(pl_module: L.LightningModule) -> list[torch.nn.Module]:
         head = classifier_head(pl_module.model)
         return [m for m in pl_module.model.modules() if not list(m.children()) and m is not head]
 
-    def freeze_before_training(self, pl_module: L.LightningModule) -> None:
-        backbone = self._backbone(pl_module)
-        self.freeze(backbone, train_bn=False)
-        for m in backbone:
-            if isinstance(m, _BatchNorm):
-                m.track_running_stats = True
-
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_start(trainer, pl_module)  # calls finetune_function
+        head_group, backbone_group = trainer.optimizers[0].param_groups[:2]
         if trainer.current_epoch < self.epochs:
-            for m in self._backbone(pl_module):
+            backbone_group["lr"] = 0.0
+            for m in self._backbone_modules(pl_module):
                 if isinstance(m, _BatchNorm):
                     m.eval()
-
-    def finetune_function(self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer) -> None:
-        if epoch != self.epochs:
-            return
-        backbone = self._backbone(pl_module)
-        lr = optimizer.param_groups[0]["lr"] * self.lr_factor
-        self.unfreeze_and_add_param_group(backbone, optimizer, lr=lr, train_bn=True)
-        for m in backbone:
-            m.train()
+        else:
+            if backbone_group["lr"] == 0.0:  # the first epoch after the frozen ones (not again after --resume)
+                backbone_group["lr"] = head_group["lr"] * self.lr_factor
+            # Lightning restores each module's mode after validation, so BN layers set to eval stay so
+            for m in self._backbone_modules(pl_module):
+                m.train()
 
 
 class WeightsFingerprint(L.Callback):

@@ -7,6 +7,7 @@ object, and the run folder stores it as `config.yaml`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -80,9 +81,17 @@ class TrainConfig:
         unknown = sorted(set(values) - cls.field_names())
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}; known: {sorted(cls.field_names())}")
-        cfg = cls(**values)
+        cfg = cls(**{k: _coerce(k, v, _TYPES[k]) for k, v in values.items()})
         cfg.validate()
         return cfg
+
+    def differences(self, other: TrainConfig, names: Iterable[str]) -> list[str]:
+        """'name: a -> b' for each of `names` whose value differs between self and `other`."""
+        return [
+            f"{n}: {getattr(self, n)!r} -> {getattr(other, n)!r}"
+            for n in names
+            if getattr(self, n) != getattr(other, n)
+        ]
 
     def validate(self) -> None:
         if not self.data:
@@ -105,3 +114,28 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+def _coerce(name: str, value: Any, kind: str) -> Any:
+    """A YAML value as its field's type: YAML reads `3e-4` (no decimal point) as a string, and a string lr
+    would only fail deep inside the optimiser, after the run folder was written. Numbers pass unchanged."""
+    base = kind.replace(" | None", "")
+    if value is None or base not in ("int", "float", "bool"):
+        return value
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"config: {name} must be true or false, not {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    want = "an integer" if base == "int" else "a number"
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        number = None
+    if number is None or (base == "int" and not number.is_integer()):
+        raise ValueError(f"config: {name} must be {want}, not {value!r}")
+    return int(number) if base == "int" else number

@@ -23,7 +23,7 @@ from braintumor.models.checkpoint import save_checkpoint
 from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
 from braintumor.training.config import TrainConfig
 from braintumor.training.datamodule import PreparedData, ScanDataModule, inverse_frequency, normalization
-from braintumor.training.module import ClassifierModule
+from braintumor.training.module import SPLIT_FIELDS, ClassifierModule
 
 MONITOR = "val/macro_f1"
 
@@ -125,6 +125,25 @@ def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataM
     return metrics
 
 
+# What a resumed run must keep: a changed split would put scans the run trained on into validation (and
+# calibrate would then choose on them); a changed model or input would not load or would mean another run.
+RESUME_FIXED = (*SPLIT_FIELDS, "weak_data", "weak_labels", "arch", "in_chans", "image_size", "crop_to_head")
+RESUME_FIXED += ("per_scan_norm", "pretrained", "init_from", "freeze_epochs")
+
+
+def _check_resume(cfg: TrainConfig, out: Path) -> None:
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        raise ValueError(f"{out}: no config.yaml to resume with")
+    before = TrainConfig.from_sources(saved)
+    changed = before.differences(cfg, RESUME_FIXED)
+    if changed:
+        raise ValueError(
+            f"{out}: --resume must keep the run's data split, model and input as they were "
+            f"({'; '.join(changed)}); give the same flags (see {saved}) or start a new run with another --out"
+        )
+
+
 def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train per `cfg`; returns the run folder (checkpoint in OUT/model.safetensors + model.json)."""
     out = Path(cfg.out)
@@ -134,10 +153,17 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.resume and not last.exists():
         raise ValueError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
     # what can be checked in a moment is checked before anything is written or read
-    for folder in (cfg.data, cfg.weak_data):
+    for folder in (cfg.data, cfg.weak_data, cfg.test_dir):
         if folder and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: dataset folder not found")
     model_info(cfg.arch)  # an unknown architecture, before every scan is read
+    if cfg.test_dir:  # a test folder that cannot be scored fails now, not after the training
+        from braintumor.data import discover
+        from braintumor.evaluation.evaluate import test_samples
+
+        test_samples(discover(cfg.test_dir))
+    if cfg.resume:
+        _check_resume(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
@@ -154,4 +180,16 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     if trainer.global_rank == 0:
         dm.setup("validate")
         _export(cfg, out, module, dm, trainer.checkpoint_callback.best_model_path)
+        if cfg.test_dir:
+            _test_once(cfg, out, progress)
     return out
+
+
+def _test_once(cfg: TrainConfig, out: Path, progress: bool) -> None:
+    """`--test-dir`: score the exported model once on the test folder into OUT/test/ (never used to choose)."""
+    from braintumor.evaluation.evaluate import EvaluateOptions, run_evaluation
+    from braintumor.evaluation.outputs import console_table
+
+    options = EvaluateOptions(cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None, progress=progress)
+    result = run_evaluation(out, cfg.test_dir, out / "test", options=options)
+    print(f"test folder {cfg.test_dir}, scored once (figures in {out / 'test'}):\n{console_table(result)}", flush=True)
