@@ -38,7 +38,8 @@ class FreezeBackbone(L.Callback):
         return [m for m in pl_module.model.modules() if not list(m.children()) and m is not head]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        head_group, backbone_group = trainer.optimizers[0].param_groups[:2]
+        optimizer = trainer.optimizers[0]
+        head_group, backbone_group = optimizer.param_groups[:2]
         if trainer.current_epoch < self.epochs:
             backbone_group["lr"] = 0.0
             for m in self._backbone_modules(pl_module):
@@ -47,6 +48,10 @@ class FreezeBackbone(L.Callback):
         else:
             if backbone_group["lr"] == 0.0:  # the first epoch after the frozen ones (not again after --resume)
                 backbone_group["lr"] = head_group["lr"] * self.lr_factor
+                # Adam starts the backbone afresh, as when the group is first added: moments gathered at
+                # lr 0 are no history of its own steps (and the recipe's results stay reproducible)
+                for param in backbone_group["params"]:
+                    optimizer.state.pop(param, None)
             # Lightning restores each module's mode after validation, so BN layers set to eval stay so
             for m in self._backbone_modules(pl_module):
                 m.train()
