@@ -10,6 +10,7 @@ cache, deleted afterwards. Prints figures; not a test.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,4 +54,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        sys.exit(f"decode_speed: {exc}")

@@ -36,12 +36,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
+from braintumor.cli import RELOCATE_HELP
 from braintumor.data.audit import run_audit
 from braintumor.evaluation.calibration import softmax
 from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import read_metadata
 from braintumor.models.default import resolve_model_path
+from braintumor.training.calibrate import parse_relocations, relocated
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DATA = SHARED / "chakrabarty-253"
@@ -66,15 +68,19 @@ def new_scans(data: Path, against: list[Path]) -> list[str]:
     return kept
 
 
-def weak_folders(models: list[str]) -> list[Path]:
+def weak_folders(models: list[str], relocate: dict[str, str] | None = None) -> list[Path]:
     """The coarse-label folders the models trained on (their config's weak_data); they must still exist."""
     folders = []
     for model in models:
         weak = (read_metadata(resolve_model_path(model)).get("config") or {}).get("weak_data")
         if not weak:
             continue
+        weak = relocated(weak, relocate or {})
         if not Path(weak).is_dir():
-            raise FileNotFoundError(f"{model} trained on weak_data {weak}, which is gone: its seen scans are unknown")
+            raise FileNotFoundError(
+                f"{model} trained on weak_data {weak}, which is not here: its seen scans are unknown "
+                "(if it moved, pass --relocate OLD=NEW)"
+            )
         folders.append(Path(weak))
     return folders
 
@@ -143,13 +149,14 @@ def main() -> int:
     ap.add_argument("--list-misses", type=int, default=0, help="print the N most confident misses")
     ap.add_argument("--write-train-half", type=Path, help="copy half the new tumour scans here for training, stop")
     ap.add_argument("--seed", type=int, default=0, help="seed of --write-train-half")
+    ap.add_argument("--relocate", action="append", metavar="OLD=NEW", help=RELOCATE_HELP)
     args = ap.parse_args()
     for folder in [args.data, *args.against]:
         if not folder.is_dir():
             print(f"{folder}: not found; pass --data/--against (see the docstring)", file=sys.stderr)
             return 2
     try:
-        trained = [] if args.write_train_half else weak_folders(args.model)
+        trained = [] if args.write_train_half else weak_folders(args.model, parse_relocations(args.relocate))
     except (FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -25,16 +25,24 @@ import sys
 import tempfile
 from pathlib import Path
 
+from braintumor.cli import RELOCATE_HELP
 from braintumor.cli import main as cli_main
 from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
-from braintumor.training.calibrate import rebuilt_split
+from braintumor.training.calibrate import parse_relocations, rebuilt_split
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "figshare-cheng-3064"
 
 
 def split_boxes(
-    model: str, data: Path, boxes: Path, out_csv: Path, *, split: str = "val", per_class: int | None = None
+    model: str,
+    data: Path,
+    boxes: Path,
+    out_csv: Path,
+    *,
+    split: str = "val",
+    per_class: int | None = None,
+    relocate: dict[str, str] | None = None,
 ) -> int:
     """Write the rows of `boxes` whose scan is in the model's `split` ("val" or "train"); returns how many.
 
@@ -42,7 +50,7 @@ def split_boxes(
     """
     path = resolve_model_path(model)
     loaded = load_model(path)
-    with rebuilt_split(loaded, path, progress=False) as (prepared, _):
+    with rebuilt_split(loaded, path, relocate=relocate, progress=False) as (prepared, _):
         chosen = {s.path.resolve() for s in (prepared.val if split == "val" else prepared.train)}
     with boxes.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -73,6 +81,7 @@ def main() -> int:
     ap.add_argument("--per-class", type=int, help="score a random sample (seed 0) of at most N scans per label")
     ap.add_argument("--methods", default="", help="comma-separated CAM methods (default: explain's default)")
     ap.add_argument("--layers", default="", help="comma-separated module paths (default: the registered layer)")
+    ap.add_argument("--relocate", action="append", metavar="OLD=NEW", help=RELOCATE_HELP)
     args = ap.parse_args()
     boxes = args.boxes or args.data / "tumor_boxes.csv"
     if not boxes.is_file():
@@ -84,7 +93,15 @@ def main() -> int:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         subset = out / f"{args.split}_boxes.csv"
-        if not split_boxes(args.model, args.data, boxes, subset, split=args.split, per_class=args.per_class):
+        try:
+            moves = parse_relocations(args.relocate)
+            n = split_boxes(
+                args.model, args.data, boxes, subset, split=args.split, per_class=args.per_class, relocate=moves
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"localization_validation: {exc}", file=sys.stderr)
+            return 2
+        if not n:
             print(f"no box belongs to a {args.split} scan: nothing to score", file=sys.stderr)
             return 2
         rc = 0

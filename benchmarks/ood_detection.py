@@ -166,7 +166,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default")
     p.add_argument("--test", type=Path, default=DEFAULT_TEST)
-    p.add_argument("--backend", default="torch")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     args = p.parse_args()
     predictor = load_predictor(args.model, backend=args.backend)
     if not predictor.ood_available:
@@ -177,6 +177,8 @@ def main() -> None:
         n, why = refused(preds)
         print(f"real MRI scans ({args.test}): {n} of {len(files)} refused = false-rejection rate {n / len(files):.2%}")
         print(f"  reasons: {dict(why)}")
+    else:
+        print(f"real MRI scans: {args.test} not found; false-rejection rate not measured (pass --test DIR)")
     images = non_mri_images()
     preds = predictor.predict_inputs([read_input(data, name=name) for name, data in images.items()])
     n, why = refused(preds)

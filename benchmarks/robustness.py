@@ -24,11 +24,12 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from braintumor.cli import RELOCATE_HELP
 from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
-from braintumor.training.calibrate import rebuilt_split
+from braintumor.training.calibrate import parse_relocations, rebuilt_split
 
 Shift = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -92,12 +93,17 @@ def main() -> int:
     ap.add_argument("--model", default="default")
     ap.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     ap.add_argument("--limit", type=int, help="use N validation scans chosen at random (faster)")
+    ap.add_argument("--relocate", action="append", metavar="OLD=NEW", help=RELOCATE_HELP)
     args = ap.parse_args()
 
     path = resolve_model_path(args.model)
     loaded = load_model(path)
-    with rebuilt_split(loaded, path, progress=False) as (prepared, _):
-        val = prepared.val
+    try:
+        with rebuilt_split(loaded, path, relocate=parse_relocations(args.relocate), progress=False) as (prepared, _):
+            val = prepared.val
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"robustness: {exc}", file=sys.stderr)
+        return 2
     if args.limit and args.limit < len(val):  # a seeded random subset keeps every class
         keep = np.random.default_rng(0).choice(len(val), size=args.limit, replace=False)
         val = [val[i] for i in sorted(keep)]

@@ -63,6 +63,8 @@ def main() -> None:
     p.add_argument("--images", type=int, default=500, help="images for the data-pipeline figure")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if not args.data.exists():
+        print(f"data pipeline: {args.data} not found; only model steps are timed (pass --data DIR)")
     for size in args.sizes:
         if args.data.exists():
             print(f"data pipeline  {size:>4}px  {data_pipeline(args.data, size, args.images):8.1f} img/s (one process)")

@@ -79,6 +79,12 @@ def _config_help() -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+): [^=]+=.*?#\s*(.+)$", source, flags=re.M))
 
 
+RELOCATE_HELP = (
+    "OLD=NEW: replace the path prefix OLD in the model's recorded training paths (data, exclusions, groups, "
+    "weak data) with NEW, for a model trained on another machine or in another folder (repeatable)"
+)
+
+
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     import dataclasses
 
@@ -120,10 +126,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from braintumor.training.calibrate import calibrate
 
     modes = ("none", "hflip") if args.tta == "auto" else (args.tta,)
+    from braintumor.training.calibrate import parse_relocations
+
     result = calibrate(
         args.model,
         modes=modes,
         data=args.data,
+        relocate=parse_relocations(args.relocate),
         write=not args.dry_run,
         batch_size=args.batch_size,
         progress=not args.quiet,
@@ -149,6 +158,7 @@ def _add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a run folder or checkpoint trained by `braintumor train`")
     p.add_argument("--tta", choices=("auto", "none", "hflip"), default="auto", help="auto: choose on validation")
     p.add_argument("--data", help="the training dataset root, when it moved since training")
+    p.add_argument("--relocate", action="append", metavar="OLD=NEW", help=RELOCATE_HELP)
     p.add_argument("--dry-run", action="store_true", help="print the figures, change nothing")
     p.add_argument("--batch-size", type=int, default=32, help="scans per forward pass")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -391,6 +401,7 @@ def _add_inference_parsers(sub: argparse._SubParsersAction) -> None:
         help="fit the OOD check on the model's own training split and threshold it on its validation split "
         "(rebuilt from its training config, as `calibrate` does; leak exclusions included)",
     )
+    p.add_argument("--relocate", action="append", metavar="OLD=NEW", help="with --ood-own-split: " + RELOCATE_HELP)
     p.add_argument(
         "--ood-groups-csv",
         type=Path,
@@ -483,7 +494,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
             "stats_layer": None if args.ood_layer == "none" else args.ood_layer,
         }
         if args.ood_own_split:
-            detector = fit_ood_on_training_split(loaded, path, args.ood_percentile, **fit_args)
+            from braintumor.training.calibrate import parse_relocations
+
+            moves = parse_relocations(args.relocate)
+            detector = fit_ood_on_training_split(loaded, path, args.ood_percentile, relocate=moves, **fit_args)
         else:
             detector = fit_ood_on_dataset(
                 loaded, args.ood_from, args.ood_percentile, groups_csv=args.ood_groups_csv, **fit_args

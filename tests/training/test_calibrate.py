@@ -53,6 +53,21 @@ def test_forced_mode_and_changed_data_is_refused(run: Path, square_data: Path, c
     assert "validation split rebuilt" in capsys.readouterr().err
 
 
+def test_a_run_whose_files_moved_is_named_and_can_be_relocated(run: Path, square_data: Path, capsys) -> None:
+    # the model's config records absolute paths of the machine it was trained on
+    moved = square_data.parent / "elsewhere" / square_data.name
+    moved.parent.mkdir()
+    square_data.rename(moved)
+    assert main(["calibrate", "--model", str(run), "--dry-run", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"training data {square_data}, which is not here" in err and "--relocate OLD=NEW" in err
+    relocate = f"{square_data.parent}={moved.parent}"
+    assert main(["calibrate", "--model", str(run), "--dry-run", "--quiet", "--relocate", relocate]) == 0
+    assert "dry run" in capsys.readouterr().out
+    assert main(["calibrate", "--model", str(run), "--relocate", "no-equals-sign"]) == 2
+    assert "expected OLD=NEW" in capsys.readouterr().err
+
+
 def test_training_with_tta_fits_the_temperature_on_mirror_averaged_logits(
     square_data: Path, tmp_path: Path, capsys
 ) -> None:

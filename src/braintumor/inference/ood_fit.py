@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +153,7 @@ def fit_ood_on_training_split(
     percentile: float = 99.0,
     *,
     data: str | None = None,
+    relocate: Mapping[str, str] | None = None,
     max_per_class: int | None = None,
     seed: int = 0,
     batch_size: int = 32,
@@ -172,7 +173,8 @@ def fit_ood_on_training_split(
     """
     from braintumor.training.calibrate import rebuilt_split
 
-    with rebuilt_split(loaded_model, Path(model_path), data=data, progress=progress) as (prepared, _):
+    split = rebuilt_split(loaded_model, Path(model_path), data=data, relocate=relocate, progress=progress)
+    with split as (prepared, _):
         train, val = _cap(prepared.train, max_per_class, seed), prepared.val
     detector = fit_ood(
         loaded_model, train, val, percentile, batch_size=batch_size, progress=progress, stats_layer=stats_layer

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +55,47 @@ class CalibrationResult:
         return "\n".join(lines)
 
 
+# Config fields that name files or folders the split is rebuilt from (`relocate` applies to these).
+PATH_FIELDS = ("data", "exclude", "groups_csv", "weak_data", "cache_dir")
+
+
+def parse_relocations(specs: Sequence[str] | None) -> dict[str, str]:
+    """`OLD=NEW` strings (the --relocate flag) as {old prefix: new prefix}.
+
+    Raises:
+        ValueError: a spec without '=' or with an empty side.
+    """
+    moves = {}
+    for spec in specs or ():
+        old, sep, new = spec.partition("=")
+        if not sep or not old or not new:
+            raise ValueError(f"--relocate {spec!r}: expected OLD=NEW, e.g. /work/runs=/home/me/runs")
+        moves[old.rstrip("/")] = new.rstrip("/") or "/"
+    return moves
+
+
+def relocated(path: str, moves: Mapping[str, str]) -> str:
+    """`path` with the longest matching OLD prefix of `moves` replaced by its NEW one."""
+    for old in sorted(moves, key=len, reverse=True):
+        if path == old or path.startswith(old + "/"):
+            return moves[old] + path[len(old) :]
+    return path
+
+
 @contextmanager
 def rebuilt_split(
-    loaded: LoadedModel, path: Path, *, data: str | None = None, progress: bool = True
+    loaded: LoadedModel,
+    path: Path,
+    *,
+    data: str | None = None,
+    relocate: Mapping[str, str] | None = None,
+    progress: bool = True,
 ) -> Iterator[tuple[PreparedData, DecodeCache]]:
     """The model's own training and validation split, rebuilt from the config recorded in its sidecar.
 
     Same data, exclusions, duplicate groups, fraction and seed as at training time, so the validation
-    scans are exactly the ones training held out. `data` replaces the recorded dataset root (moved data).
+    scans are exactly the ones training held out. `data` replaces the recorded dataset root (moved data);
+    `relocate` ({OLD: NEW} path prefixes) moves every recorded path, for a model trained elsewhere.
     Yields the split and the decode cache it was read through: the one training used (its `cache_dir`),
     else a temporary one that lives as long as the `with` block.
 
@@ -70,7 +103,7 @@ def rebuilt_split(
         ValueError: the sidecar records no training config (or data), or the rebuilt validation split
             differs in size from the one recorded at training time (data moved or changed).
     """
-    cfg = _config_of(loaded.meta, data)
+    cfg = _config_of(loaded.meta, data, relocate or {})
     with tempfile.TemporaryDirectory(prefix="braintumor-split-") as tmp:
         cache = DecodeCache(cfg.cache_dir or tmp, ScanPipeline.for_model(loaded).preprocess)
         prepared = prepare_samples(cfg, cache, progress=progress)
@@ -83,12 +116,21 @@ def rebuilt_split(
         yield prepared, cache
 
 
-def _config_of(meta: dict, data: str | None) -> TrainConfig:
+def _config_of(meta: dict, data: str | None, relocate: Mapping[str, str]) -> TrainConfig:
     config = dict(meta.get("config") or {})
     if not config.get("data") and not data:
         raise ValueError("calibrate: the checkpoint records no training data; pass --data")
+    for name in PATH_FIELDS:
+        if config.get(name):
+            config[name] = relocated(str(config[name]), relocate)
     if data:
         config["data"] = str(data)
+    for name in PATH_FIELDS[:-1]:  # the cache folder may be missing: it is made again
+        if config.get(name) and not Path(config[name]).exists():
+            raise FileNotFoundError(
+                f"the model's validation split is rebuilt from its training {name} {config[name]}, which is not "
+                "here; if the files moved, pass --relocate OLD=NEW (the part of the recorded paths to replace)"
+            )
     known = TrainConfig.field_names()
     return TrainConfig(**{k: v for k, v in config.items() if k in known})
 
@@ -98,6 +140,7 @@ def calibrate(
     *,
     modes: tuple[str, ...] = TTA_MODES,
     data: str | None = None,
+    relocate: Mapping[str, str] | None = None,
     write: bool = True,
     batch_size: int = 32,
     progress: bool = True,
@@ -114,7 +157,7 @@ def calibrate(
     path = resolve_model_path(model)
     loaded = load_model(path)
     pipeline = ScanPipeline.for_model(loaded)
-    with rebuilt_split(loaded, path, data=data, progress=progress) as (prepared, cache):
+    with rebuilt_split(loaded, path, data=data, relocate=relocate, progress=progress) as (prepared, cache):
         good, bad = check_readable(prepared.val, cache=cache, progress=False)
         if bad:
             log.warning("%d validation scans unreadable now, left out (e.g. %s)", len(bad), bad[0][1])

@@ -43,7 +43,7 @@ class TrainConfig:
     # optimisation
     epochs: int = 20  # maximum epochs; early stopping usually ends sooner
     batch_size: int = 32  # images per step per device, 8-256
-    lr: float = 1e-3  # Adam learning rate, 1e-4 to 3e-3
+    lr: float = 1e-3  # Adam learning rate, 1e-4 to 3e-3 from ImageNet weights; about 5e-5 to go on from a trained model
     weight_decay: float = 1e-4  # Adam L2 weight decay, 0-1e-3
     label_smoothing: float = 0.0  # cross-entropy label smoothing, 0-0.2
     class_weights: bool = True  # weight the loss by inverse class frequency
