@@ -10,10 +10,11 @@ from braintumor.training.config import TrainConfig
 from braintumor.training.fit import fit
 
 
-def _run(data: Path, tmp: Path, epochs: int) -> dict[str, torch.Tensor]:
+def _fit(data: Path, tmp: Path, epochs: int, out: str, resume: bool = False) -> dict:
+    """Train (or resume) a 1-frozen-epoch vgg_bn run; the last checkpoint (weights after the last epoch)."""
     cfg = TrainConfig.from_sources(
         data=str(data),
-        out=str(tmp / f"run{epochs}"),
+        out=str(tmp / out),
         cache_dir=str(tmp / "cache"),
         arch="vgg_bn",
         pretrained=False,
@@ -24,11 +25,19 @@ def _run(data: Path, tmp: Path, epochs: int) -> dict[str, torch.Tensor]:
         freeze_epochs=1,
         seed=0,
         early_stop_patience=10,
+        resume=resume,
     )
     fit(cfg, progress=False)
-    # the weights after the last epoch (the exported model is the best epoch, which may be an earlier one)
-    state = torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def _weights(state: dict) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+
+
+def _run(data: Path, tmp: Path, epochs: int) -> dict[str, torch.Tensor]:
+    # the weights after the last epoch (the exported model is the best epoch, which may be an earlier one)
+    return _weights(_fit(data, tmp, epochs, f"run{epochs}"))
 
 
 def test_frozen_epoch_changes_only_the_head_then_all_layers_train(square_data: Path, tmp_path: Path) -> None:
@@ -55,24 +64,8 @@ def test_frozen_epoch_changes_only_the_head_then_all_layers_train(square_data: P
 def test_resume_after_the_unfreezing_epoch_keeps_training_the_backbone(square_data: Path, tmp_path: Path) -> None:
     # The backbone's lr lives in the optimiser state the checkpoint restores; it used to be frozen again.
     first = _run(square_data, tmp_path, epochs=2)
-    cfg = TrainConfig.from_sources(
-        data=str(square_data),
-        out=str(tmp_path / "run2"),
-        cache_dir=str(tmp_path / "cache"),
-        arch="vgg_bn",
-        pretrained=False,
-        image_size=64,
-        batch_size=8,
-        num_workers=0,
-        epochs=3,
-        freeze_epochs=1,
-        seed=0,
-        early_stop_patience=10,
-        resume=True,
-    )
-    fit(cfg, progress=False)
-    state = torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    resumed = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    state = _fit(square_data, tmp_path, 3, "run2", resume=True)
+    resumed = _weights(state)
     convs = [k for k in first if k.endswith(".weight") and first[k].ndim == 4]
     assert convs and all(not torch.equal(first[k], resumed[k]) for k in convs), "a conv layer stayed frozen"
     lrs = [g["lr"] for g in state["optimizer_states"][0]["param_groups"]]
