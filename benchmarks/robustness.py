@@ -131,7 +131,8 @@ def main() -> int:
                 refused.append(~predictor.ood.in_distribution(features)[1])
         p = np.concatenate(preds)
         ood = f"{np.concatenate(refused).mean():>11.1%}" if refused else f"{'n/a':>11}"
-        f1 = f1_score(y, p, average="macro", labels=range(len(names)))
+        # over the classes present among the scans (as `evaluate` does): with --limit one may be missing
+        f1 = f1_score(y, p, average="macro", labels=sorted(set(y)), zero_division=0)
         print(f"{name:<46} {(p == y).mean():>9.3f} {f1:>9.3f} {ood:>12}", flush=True)
     return 0
 
