@@ -68,3 +68,19 @@ def test_refuses_nonempty_output_and_name_clash_with_clear_errors(tmp_path, samp
     assert (tmp_path / "out2" / "keep.txt").read_text() == "mine"
     assert main(["data", "combine", str(tmp_path / "missing"), "--out", str(tmp_path / "out3")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_one_merge_map_serves_sources_with_different_class_names(tmp_path, samples_dir):
+    # a 4-class set and a yes/no set merged into tumour / normal: each source applies the classes it has
+    four = tmp_path / "four"
+    shutil.copytree(samples_dir, four, ignore=shutil.ignore_patterns("*.md"))
+    yesno = tmp_path / "yesno"
+    shutil.copytree(samples_dir / "glioma", yesno / "yes")
+    shutil.copytree(samples_dir / "notumor", yesno / "no")
+    merge = {"glioma": "tumor", "meningioma": "tumor", "pituitary": "tumor", "yes": "tumor"}
+    merge |= {"notumor": "normal", "no": "normal"}
+    combine_datasets([four, yesno], tmp_path / "out", merge=merge)
+    index = discover(tmp_path / "out")
+    assert index.class_names == ["normal", "tumor"] and len(index.samples()) == 12
+    with pytest.raises(ValueError, match=r"no source has: \['maybe'\]"):
+        combine_datasets([four, yesno], tmp_path / "out2", merge={**merge, "maybe": "tumor"})

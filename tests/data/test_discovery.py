@@ -164,3 +164,15 @@ def test_an_empty_class_folder_is_said_not_silently_dropped(tmp_path, samples_di
         index = discover(tmp_path)
     assert index.class_names == ["glioma"]
     assert "class 'meningioma' left out" in caplog.text
+
+
+def test_split_folders_are_never_read_as_classes(tmp_path, samples_dir, caplog):
+    # masks/ beside Training/ and Testing/ used to turn the splits into two classes
+    shutil.copytree(samples_dir / "glioma", tmp_path / "Training" / "glioma")
+    shutil.copytree(samples_dir / "glioma", tmp_path / "train" / "glioma2")
+    shutil.copytree(samples_dir / "notumor", tmp_path / "Testing" / "notumor")
+    (tmp_path / "masks").mkdir()
+    with caplog.at_level("WARNING"):
+        index = discover(tmp_path)
+    assert set(index.splits) == {"train", "test"} and len(index.samples("train")) == 4  # both train folders
+    assert "left out ['masks']" in caplog.text and "two folders for the train split" in caplog.text

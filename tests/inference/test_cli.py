@@ -186,3 +186,38 @@ def test_a_file_name_that_is_not_utf8_is_kept_and_stops_nothing(
     (data / "notumor" / "bad\udcffbroken.jpg").write_bytes(b"not a jpeg")  # the surrogate is byte 0xff on disk
     assert main(["data", "check", str(data), "--out", str(out), "--quiet"]) == 0
     assert b"bad\xffbroken.jpg" in out.read_bytes()
+
+
+def test_overlays_explain_the_reported_label(tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path) -> None:
+    # The explainer runs one view; the answer may come from mirror averaging and calibration. The map must
+    # be of the class the user is told, whatever the explainer's own argmax.
+    from braintumor.inference import load_predictor
+    from braintumor.inference.batch import predict_files
+    from braintumor.inference.output import PredictionWriter
+
+    predictor = load_predictor(tiny_checkpoint)
+    asked: list[str | None] = []
+    real = predictor.explain_png
+
+    def spy(scan, **kwargs):
+        asked.append(kwargs.get("target"))
+        return real(scan, **kwargs)
+
+    predictor.explain_png = spy
+    out = io.StringIO()
+    files = sorted(samples_dir.glob("*/*.jpg"))
+    predict_files(
+        predictor, files, PredictionWriter(out, "json", predictor.class_names), explain_dir=tmp_path, progress=False
+    )
+    labels = [json.loads(line)["label"] for line in out.getvalue().splitlines()]
+    assert asked == labels and len(asked) == 8
+
+
+def test_an_onnx_export_older_than_the_sidecar_is_refused(model_copy: Path, samples_dir: Path, capsys) -> None:
+    from braintumor.models import update_metadata
+
+    assert main(["export", "--model", str(model_copy)]) == 0
+    update_metadata(model_copy, temperature=3.0)  # what `calibrate` does, without touching the weights
+    capsys.readouterr()
+    assert main(["predict", str(samples_dir), "--model", str(model_copy), "--backend", "onnx", "--quiet"]) == 2
+    assert "exported before the model's temperature changed" in capsys.readouterr().err

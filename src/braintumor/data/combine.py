@@ -58,7 +58,15 @@ def combine_datasets(
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out}: exists and is not an empty folder; choose a new output folder")
-    indexes = [discover(s, merge=merge) for s in sources]
+    indexes = [discover(s) for s in sources]
+    if merge:  # one map for all sources: each applies the classes it has, and every class must be somewhere
+        unknown = sorted(set(merge) - {c for ix in indexes for c in ix.class_names})
+        if unknown:
+            raise ValueError(f"combine: the class-merge map names classes no source has: {unknown}")
+        indexes = [
+            discover(s, merge={k: v for k, v in merge.items() if k in ix.class_names})
+            for s, ix in zip(sources, indexes, strict=True)
+        ]
     names = [ix.root.name for ix in indexes]
     dupes = sorted(n for n, k in Counter(names).items() if k > 1)
     if dupes:

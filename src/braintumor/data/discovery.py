@@ -166,8 +166,18 @@ def discover(root: str | Path, merge: dict[str, str] | None = None) -> DatasetIn
     root = root.resolve()
     top = _visible_dirs(root)
     split_dirs = {d: _split_name(d) for d in top}
-    use_splits = bool(top) and all(split_dirs.values())
-    layout = {split_dirs[d]: _visible_dirs(d) for d in top} if use_splits else {"all": top}
+    use_splits = any(split_dirs.values())
+    others = [d.name for d in top if not split_dirs[d]]
+    if use_splits and others:  # e.g. masks/ beside Training/ and Testing/: never read splits as classes
+        log.warning("%s: left out %s: not a split folder (train, val or test) beside the split folders", root, others)
+    layout: dict[str, list[Path]] = {}
+    for d in top if use_splits else ():
+        if split_dirs[d]:
+            if split_dirs[d] in layout:  # e.g. train/ and Training/: both are read, and that is said
+                log.warning("%s: two folders for the %s split; reading both", root, split_dirs[d])
+            layout.setdefault(split_dirs[d], []).extend(_visible_dirs(d))
+    if not use_splits:
+        layout = {"all": top}
 
     ignored: list[Path] = []
     splits: dict[str, list[Sample]] = {}

@@ -61,7 +61,7 @@ def predict_files(
             for item, pred in zip(inputs, predictions, strict=True):
                 _count(summary, pred, err)
                 if explain_dir is not None and pred.label is not None:
-                    summary.overlays.append(_write_overlay(predictor, item, explain_dir, names))
+                    summary.overlays.append(_write_overlay(predictor, item, pred.label, explain_dir, names))
             bar.update(len(chunk))
     bar.close()
     return summary
@@ -80,10 +80,14 @@ def _count(summary: BatchSummary, pred: Prediction, err: TextIO) -> None:
             summary.caveats[(pred.label, pred.caveat)] += 1
 
 
-def _write_overlay(predictor: Predictor, item: ScanInput, out_dir: Path, taken: set[str]) -> Path:
-    """Write the overlay under a name unique in this run (two inputs may share a stem in different folders)."""
+def _write_overlay(predictor: Predictor, item: ScanInput, label: str, out_dir: Path, taken: set[str]) -> Path:
+    """Write the overlay under a name unique in this run (two inputs may share a stem in different folders).
+
+    The map explains the reported `label`: the explainer's own single-view argmax can differ from the
+    prediction (mirror averaging, calibration), and a map of another class would contradict the answer.
+    """
     assert item.scan is not None  # only predicted inputs get here
-    png, _ = predictor.explain_png(item.scan)
+    png, _ = predictor.explain_png(item.scan, target=label)
     stem = Path(item.name).name.split(".")[0] or "scan"
     name, n = f"{stem}_gradcam.png", 2
     while name in taken:

@@ -84,9 +84,7 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
             )
     contract = read_contract(onnx_path)
     if checkpoint is not None:
-        sha = read_metadata(checkpoint).get("weights_sha256")
-        if sha and contract.get("weights_sha256") and sha != contract["weights_sha256"]:
-            raise ValueError(f"{onnx_path}: exported from other weights than {checkpoint}; re-run `braintumor export`")
+        _check_export_is_current(onnx_path, contract, read_metadata(checkpoint), checkpoint)
     ood = load_ood(onnx_path, contract.get("weights_sha256"), tta=tta_mode(contract, onnx_path))
     if ood is not None and ood.stats_layer != contract.get("ood_stats_layer"):
         raise ValueError(
@@ -106,6 +104,27 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
         checkpoint=checkpoint,
         caveats=caveats_of(contract, onnx_path),
     )
+
+
+# What `calibrate` and hand edits change in a sidecar without touching the weights; an ONNX export made
+# before such a change would quietly answer with the old values.
+_CONTRACT_FROM_SIDECAR = ("class_names", "image_size", "in_chans", "preprocess", "normalization", "temperature")
+
+
+def _check_export_is_current(onnx_path: Path, contract: dict, meta: dict, checkpoint: Path) -> None:
+    """Refuse an ONNX export whose weights or contract differ from the checkpoint's sidecar beside it."""
+    redo = f"re-run `braintumor export --model {checkpoint}`"
+    sha = meta.get("weights_sha256")
+    if sha and contract.get("weights_sha256") and sha != contract["weights_sha256"]:
+        raise ValueError(f"{onnx_path}: exported from other weights than {checkpoint}; {redo}")
+    stale = [k for k in _CONTRACT_FROM_SIDECAR if k in meta and contract.get(k) != meta[k]]
+    if tta_mode(meta) != contract.get("tta", "none"):
+        stale.append("tta")
+    if stale:
+        raise ValueError(
+            f"{onnx_path}: exported before the model's {', '.join(stale)} changed (e.g. by `braintumor calibrate`); "
+            f"{redo}"
+        )
 
 
 def caveats_of(meta: dict[str, Any], source: object) -> dict[str, str]:

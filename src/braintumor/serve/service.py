@@ -68,6 +68,8 @@ class Service:
         prediction = self.predictor.predict_inputs([item])[0]
         if prediction.label is None or item.scan is None:
             return prediction, b""
+        # without a target the map explains the reported label, not the explainer's own single-view argmax
+        target = target or prediction.label
         png, _ = self.predictor.explain_png(item.scan, target=target, method=method, colorbar=colorbar)
         return prediction, png
 

@@ -41,7 +41,7 @@ class PreparedData:
 def read_list(path: str | Path) -> set[str]:
     """Paths from a list file (one per line, relative to the dataset root; blank lines ignored)."""
     lines = Path(path).read_text(encoding="utf-8", errors=PATH_ERRORS).splitlines()
-    return {line.strip() for line in lines if line.strip()}
+    return {line.rstrip("\r") for line in lines if line.strip()}  # a path may begin or end with a space
 
 
 def worker_count(requested: int) -> int:
@@ -67,6 +67,12 @@ def prepare_samples(cfg: TrainConfig, cache: DecodeCache, progress: bool = True)
     excluded = 0
     if cfg.exclude:
         drop = read_list(cfg.exclude)
+        unmatched = drop - {index.relpath(s.path) for s in index.samples()}
+        if unmatched:  # a moved dataset or a hand-edited list: leaks it meant to drop would stay in
+            example = sorted(unmatched)[0]
+            log.warning(
+                "%d path(s) in %s name no image of %s (e.g. %r)", len(unmatched), cfg.exclude, index.root, example
+            )
         kept = [s for s in samples if index.relpath(s.path) not in drop]
         excluded = len(samples) - len(kept)
         samples = kept
