@@ -323,3 +323,28 @@ def test_all_files_unreadable_is_reported_not_fatal(tmp_path: Path) -> None:
     assert result.images == {"test": 0, "train": 0} and len(result.unreadable) == 2
     assert (tmp_path / "out" / "test_clean.txt").read_text() == ""
     assert "Testing/a/x.jpg: " in result.summary()
+
+
+def test_brightened_resized_and_16_bit_copies_are_found(samples_dir: Path, tmp_path: Path) -> None:
+    # The head used to be located with a fixed threshold at the decoded size: a copy brightened by 10 grey
+    # levels got another box and passed as a new scan (76 of 120 in a review), as did some resized copies.
+    root = tmp_path / "data"
+    made = []
+    for src in sorted(samples_dir.glob("*/*.jpg")):
+        cls, gray = src.parent.name, np.asarray(Image.open(src).convert("L"))
+        (root / "Training" / cls).mkdir(parents=True, exist_ok=True)
+        (root / "Testing" / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, root / "Training" / cls / src.name)
+        h, w = gray.shape
+        variants = {
+            "bright10.jpg": Image.fromarray(np.clip(gray.astype(int) + 10, 0, 255).astype(np.uint8)),
+            "big17.jpg": Image.fromarray(gray).resize((int(w * 1.7), int(h * 1.7)), Image.Resampling.LANCZOS),
+            "png16.png": Image.fromarray(gray.astype(np.uint16) * 257),
+        }
+        for suffix, img in variants.items():
+            name = f"{src.stem}_{suffix}"
+            img.save(root / "Testing" / cls / name, **({"quality": 95} if suffix.endswith("jpg") else {}))
+            made.append(f"Testing/{cls}/{name}")
+    result = run_audit(root, out_dir=None, examples=0, progress=False)
+    missed = sorted(set(made) - set(result.test_leaking))
+    assert missed == [], missed

@@ -3,8 +3,12 @@
 Each file is read once: its bytes are hashed (exact copies) and decoded at reduced scale
 (`read_scan(..., reduce_to=128)`: JPEG DCT scaling, 4-8x fewer pixels to decode) into a
 thumbnail of the head's bounding box. Comparing crops of the head, not whole frames, makes the
-audit blind to padding, framing and resizing, which vary between the source collections that
-get merged into datasets.
+audit largely blind to padding, framing, resizing and brightness offsets, which vary between the
+source collections that get merged into datasets. Not blind to everything: on copies of 120
+Nickparvar test scans it found all brightened (+10 levels), 16-bit and mirrored copies, 117-119 of
+120 resized, re-encoded or contrast-changed ones and 106 of 120 padded by 10 %, but missed 15 of 120
+rotated by 3 degrees and 84 of 120 cropped by 5 % per side (the crop cuts into the head, so the box
+changes). Heads that touch the frame are the hard cases.
 """
 
 from __future__ import annotations
@@ -72,12 +76,27 @@ def gray8(pixels: np.ndarray) -> np.ndarray:
     return np.clip((px - lo) * (255.0 / max(hi - lo, 1e-6)) + 0.5, 0, 255).astype(np.uint8)
 
 
+BOX_SIDE = 128  # px; the head is found at this short side, whatever size the file decoded at
+CORNER = 0.08  # share of each side taken as a corner patch for the background level
+
+
 def head_box(img: np.ndarray) -> tuple[int, int, int, int]:
-    """Bounding box (y0, y1, x0, x1) of the largest bright blob: the head. Whole image when none is found."""
+    """Bounding box (y0, y1, x0, x1) of the largest bright blob: the head. Whole image when none is found.
+
+    The blur and the margin scale with the image (as at BOX_SIDE px short side), so they do not depend on
+    the size the file decoded at, and the threshold sits above the background level (the darkest corner,
+    or the darkest 5 % of a scan the head fills): a copy that is resized, or brightened by a constant,
+    gets the same box as its original.
+    """
     h, w = img.shape
-    blur = cv2.GaussianBlur(img, (5, 5), 0)
+    unit = max(1.0, min(h, w) / BOX_SIDE)  # one pixel at BOX_SIDE, in this image's pixels
+    k = 2 * round(2 * unit) + 1  # 5 px at BOX_SIDE
+    blur = cv2.GaussianBlur(img, (k, k), 0).astype(np.float32)
+    ch, cw = max(1, int(CORNER * h)), max(1, int(CORNER * w))
+    corners = (blur[:ch, :cw], blur[:ch, -cw:], blur[-ch:, :cw], blur[-ch:, -cw:])
+    background = min(min(float(np.median(c)) for c in corners), float(np.percentile(blur, 5)))
     # A low threshold keeps dark brain tissue inside the head; JPEG noise in the background stays below it.
-    thr = max(12.0, 0.08 * float(np.percentile(blur, 99.5)))
+    thr = background + max(12.0, 0.08 * (float(np.percentile(blur, 99.5)) - background))
     mask = (blur > thr).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
@@ -86,7 +105,7 @@ def head_box(img: np.ndarray) -> tuple[int, int, int, int]:
     x, y, bw, bh, area = (int(v) for v in stats[best])
     if area < 0.02 * h * w:
         return 0, h, 0, w
-    m = 1  # one pixel of margin so the skull edge stays inside the crop
+    m = round(unit)  # margin, so the skull edge stays inside the crop
     return max(0, y - m), min(h, y + bh + m), max(0, x - m), min(w, x + bw + m)
 
 
