@@ -180,3 +180,27 @@ def test_save_refuses_inconsistent_arguments(tmp_path: Path, overrides: dict, me
     with pytest.raises(ValueError, match=message):
         _save(tmp_path, **overrides)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"temperature": 0}, "temperature must be a positive number, not 0"),
+        ({"temperature": -1.0}, "temperature must be a positive number"),
+        ({"temperature": "1.5"}, "temperature must be a positive number"),
+    ],
+)
+def test_a_temperature_that_would_break_the_answers_is_refused(tmp_path: Path, changes: dict, message: str) -> None:
+    # T = 0 gives NaN confidences and T < 0 inverts the ranking: a hand-edited sidecar must not load
+    _save(tmp_path)
+    _edit_sidecar(tmp_path, **changes)
+    with pytest.raises(CheckpointError, match=message):
+        load_model(tmp_path)
+
+
+def test_a_class_named_twice_is_refused(tmp_path: Path) -> None:
+    _save(tmp_path)
+    names = read_metadata(tmp_path)["class_names"]
+    _edit_sidecar(tmp_path, class_names=[names[0], *names[:-1]])  # one probability would vanish from the result
+    with pytest.raises(CheckpointError, match="names a class twice"):
+        load_model(tmp_path)

@@ -89,4 +89,10 @@ def read_metadata(path: str | Path) -> dict:
         raise CheckpointError(meta_path, f"unknown model architecture '{meta['arch']}' (this version knows: {known})")
     if not isinstance(meta["class_names"], list) or len(meta["class_names"]) != meta["num_classes"]:
         raise CheckpointError(meta_path, f"sidecar lists {meta['class_names']!r} for {meta['num_classes']} classes")
+    if len(set(map(str, meta["class_names"]))) != len(meta["class_names"]):  # one probability would vanish
+        raise CheckpointError(meta_path, f"sidecar names a class twice: {meta['class_names']!r}")
+    t = meta["temperature"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        # T = 0 gives NaN confidences, T < 0 inverts the ranking: never load either
+        raise CheckpointError(meta_path, f"temperature must be a positive number, not {t!r}")
     return meta
