@@ -255,3 +255,24 @@ def test_yaml_numbers_without_a_decimal_point_are_numbers(tmp_path: Path) -> Non
     (tmp_path / "bad.yaml").write_text("data: d\nlr: fast\n")
     with pytest.raises(ValueError, match="lr must be a number, not 'fast'"):
         TrainConfig.from_sources(tmp_path / "bad.yaml")
+
+
+def test_offline_imagenet_weights_fail_before_the_run_folder_is_written(
+    square_data: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import urllib.error
+
+    import torch
+
+    def no_network(url: str, dst: str, *args, **kwargs) -> None:  # the network boundary
+        raise urllib.error.URLError(OSError(101, "Network is unreachable"))
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(square_data), "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    args += ["--arch", "resnet50", "--pretrained", "--image-size", "64", "--num-workers", "0", "--epochs", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ImageNet weights for 'resnet50' are not available" in err and "Traceback" not in err
+    assert not out.exists()  # no half-made run folder to trip a later --resume or a new run

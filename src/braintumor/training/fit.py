@@ -164,14 +164,15 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
         test_samples(discover(cfg.test_dir))
     if cfg.resume:
         _check_resume(cfg, out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
     dm = ScanDataModule(cfg, progress=progress)
     data = dm.prepare()
-    _write_data_report(out, data)
     weights = inverse_frequency(data.train, data.class_names) if cfg.class_weights else None
+    # built before the run folder is written: an offline ImageNet download fails here, leaving nothing behind
     module = ClassifierModule(cfg, data.class_names, weights, label_sets=list(data.label_sets.values()))
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    _write_data_report(out, data)
     trainer = build_trainer(cfg, out, progress)
     if cfg.resume:
         finished = torch.load(last, map_location="cpu", weights_only=False)["epoch"]  # our own Lightning checkpoint
