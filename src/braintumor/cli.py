@@ -256,11 +256,10 @@ def _explain_files(args: argparse.Namespace) -> int:
     failed = 0
     predictor = load_predictor(model_path)  # the same refusals as `predict` and the web service
 
-    def refuse(path: Path) -> str | None:
-        verdict = predictor.predict_inputs([read_input(path)])[0]
-        return verdict.note if verdict.label is None else None
+    def judge(path: Path) -> object:  # a Prediction: label, note, confidence
+        return predictor.predict_inputs([read_input(path)])[0]
 
-    options = {"target": target, "alpha": args.alpha, "colorbar": args.colorbar, "refuse": refuse}
+    options = {"target": target, "alpha": args.alpha, "colorbar": args.colorbar, "judge": judge}
     results = write_overlays(explainer, args.inputs, args.out, **options)
     for r in results:
         if r.error:
@@ -269,8 +268,9 @@ def _explain_files(args: argparse.Namespace) -> int:
         elif r.refused:
             print(f"REFUSED {r.source}: {r.refused}; no overlay written", file=sys.stderr)
         else:
-            e = r.explanation
-            print(f"{r.source} -> {r.out}  predicted {e.predicted_label} ({e.confidence:.2f}), map of {e.target_label}")
+            e, a = r.explanation, r.answer  # the answer `predict` gives: mirror averaging, calibration
+            label, confidence = (a.label, a.confidence) if a is not None else (e.predicted_label, e.confidence)
+            print(f"{r.source} -> {r.out}  predicted {label} ({confidence:.2f}), map of {e.target_label}")
     return 1 if failed else 0
 
 

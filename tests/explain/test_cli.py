@@ -114,3 +114,16 @@ def test_boxes_mode_writes_localization_json_and_prints_a_table(biased_checkpoin
     assert "0 scans called tumour scored" in capsys.readouterr().out
     assert main([*args, "--normal-class", "notumour"]) == 2
     assert "not a class of the model" in capsys.readouterr().err
+
+
+def test_explain_reports_and_maps_the_answer_predict_gives(tiny_checkpoint, samples_dir, tmp_path, capsys) -> None:
+    model = ["--model", str(tiny_checkpoint)]
+    assert main(["predict", str(samples_dir), *model, "--format", "json", "--quiet"]) == 0
+    told = {Path(r["file"]).stem: r["label"] for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert main(["explain", *model, str(samples_dir), "--out", str(tmp_path / "o")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " -> " in line]
+    assert len(lines) == 8
+    for line in lines:
+        stem = Path(line.split(" -> ")[0]).stem
+        predicted = line.split("predicted ")[1].split(" (")[0]
+        assert predicted == told[stem] and line.endswith(f"map of {told[stem]}"), line

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from braintumor.explain.cam import Explainer, Explanation
 from braintumor.explain.overlay import overlay_png
@@ -22,6 +23,7 @@ class OverlayResult:
     explanation: Explanation | None
     error: str | None
     refused: str | None = None
+    answer: Any = None  # the predictor's answer (label, confidence) when a `judge` gave one
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -78,14 +80,16 @@ def write_overlays(
     target: int | str | None = None,
     alpha: float = 0.4,
     colorbar: bool = False,
-    refuse: Callable[[Path], str | None] | None = None,
+    judge: Callable[[Path], Any] | None = None,
 ) -> Iterator[OverlayResult]:
     """Explain each scan and write its overlay PNG, yielding one result per input as it goes.
 
     An unreadable file gives a result with `error` set (naming the file and the reason) and the run goes on.
-    `refuse(path)` (the CLI passes the same model's predictor: colour/blank gate and OOD check) gives the
-    reason a readable scan is refused, or None; a refused scan gets `refused` and no overlay, as in the web
-    service, since a map of an image that is not a brain MRI would look like an answer.
+    `judge(path)` (the CLI passes the same model's predictor) gives the answer users are told: an object
+    with `label` (None when refused: colour photo, blank, out-of-distribution), `note` and `confidence`.
+    A refused scan gets `refused` and no overlay, as in the web service, since a map of an image that is
+    not a brain MRI would look like an answer; otherwise, without a `target`, the map explains that
+    label (the explainer's own single view may rank the classes differently from the answer).
 
     Raises:
         ValueError: bad target class, clashing output names, or an empty folder (before any work is done).
@@ -100,10 +104,11 @@ def write_overlays(
         except ScanReadError as exc:
             yield OverlayResult(f, None, None, str(exc))
             continue
-        why = refuse(f) if refuse is not None else None
-        if why:
-            yield OverlayResult(f, None, None, None, refused=why)
+        answer = judge(f) if judge is not None else None
+        if answer is not None and answer.label is None:
+            yield OverlayResult(f, None, None, None, refused=answer.note, answer=answer)
             continue
-        exp = explainer.explain(scan, target=target)
+        shown = target if target is not None or answer is None else answer.label
+        exp = explainer.explain(scan, target=shown)
         outs[f].write_bytes(overlay_png(scan, exp.cam, alpha=alpha, colorbar=colorbar))
-        yield OverlayResult(f, outs[f], exp, None)
+        yield OverlayResult(f, outs[f], exp, None, answer=answer)
