@@ -241,3 +241,20 @@ def test_reading_a_jpeg_does_not_import_pydicom_or_nibabel(samples_dir):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_12_bit_data_in_a_16_bit_png_keeps_its_grey_levels(tmp_path) -> None:
+    # Scanner exports store 12-bit values in 16-bit files; /65535 left about 16 grey levels after as_uint8.
+    import io as _io
+
+    ramp = np.tile(np.linspace(0, 4095, 256).astype(np.uint16), (64, 1))
+    buf = _io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    scan = read_scan(buf.getvalue(), name="ramp12.png")
+    assert scan.pixels.dtype == np.uint16 and len(np.unique(scan.as_uint8())) > 200
+    assert scan.as_float01().max() == 1.0
+    full = Image.fromarray((ramp.astype(np.uint32) * 16).astype(np.uint16))  # true 16-bit: unchanged scaling
+    buf = _io.BytesIO()
+    full.save(buf, format="PNG")
+    px = read_scan(buf.getvalue(), name="ramp16.png").as_float01()
+    assert np.allclose(px, (ramp.astype(np.float32) * 16) / 65535.0)

@@ -29,8 +29,9 @@ from braintumor.io import ScanReadError, read_scan
 
 log = logging.getLogger(__name__)
 
-# Bump when the stored format changes (dtype, layout), so old entries are ignored, not misread.
-CACHE_VERSION = 1
+# Bump when the stored format or the decoding changes, so old entries are ignored, not misread.
+# 2: 16-bit images scaled by the bit depth their values use, not by 65535 (2026-11-24).
+CACHE_VERSION = 2
 
 
 def _read_bytes(path: Path) -> bytes:

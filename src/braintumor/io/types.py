@@ -46,8 +46,12 @@ class Scan:
         return self.pixels.shape  # type: ignore[return-value]
 
     def as_float01(self) -> np.ndarray:
-        """Pixels as float32 in [0, 1]: integer types by their full range, floats by min-max.
+        """Pixels as float32 in [0, 1]: 8-bit by 255, 16-bit by the bit depth the values use, floats by min-max.
 
+        A 16-bit image is divided by 2**bits - 1 for the fewest bits (8 to 16) that hold its maximum:
+        scanners store 12- or 14-bit data in 16-bit files, which divided by 65535 would keep a
+        sixteenth of the grey levels once made 8-bit; a full 16-bit image is divided by 65535 as before,
+        and relative intensities are kept either way (no stretch to the image's own maximum).
         DICOM pixels are already windowed into [0, 1] and are returned as they are: a min-max
         stretch would undo the window the file asks for.
         """
@@ -57,7 +61,8 @@ class Scan:
         if px.dtype == np.uint8:
             return px.astype(np.float32) / 255.0
         if px.dtype == np.uint16:
-            return px.astype(np.float32) / 65535.0
+            bits = max(8, int(px.max()).bit_length())
+            return px.astype(np.float32) / float(2**bits - 1)
         px = px.astype(np.float32)
         lo, hi = float(px.min()), float(px.max())
         if hi <= lo:
