@@ -130,3 +130,25 @@ def test_cli_export_gives_the_graph_the_layer_of_the_fitted_check(
     assert load_predictor(model_copy, backend="onnx").ood.stats_layer == "features.6"
     assert main([*args, "--ood-layer", "none"]) == 0
     assert read_contract(model_copy / "model.onnx")["ood_stats_layer"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("preprocess", {"image_size": 96}), ("class_names", ["a", "b", "c"])], ids=["size", "classes"]
+)
+def test_a_contract_that_disagrees_with_its_graph_is_refused_on_load(
+    tiny_checkpoint: Path, tmp_path: Path, key: str, value
+) -> None:
+    # a hand-edited contract used to load and then fail at the first prediction with ONNX Runtime's error
+    import json
+
+    import onnx
+
+    path = export_onnx(load_model(tiny_checkpoint), tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    for prop in proto.metadata_props:
+        if prop.key == f"braintumor.{key}":
+            old = json.loads(prop.value)
+            prop.value = json.dumps({**old, **value} if isinstance(value, dict) else value)
+    onnx.save(proto, str(path))
+    with pytest.raises(ValueError, match=r"but its contract says .* re-run `braintumor export`"):
+        load_predictor(path, backend="onnx")

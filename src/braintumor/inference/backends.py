@@ -185,6 +185,21 @@ class OnnxBackend:
         self.input_name = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
 
+    def check_contract(self, path: str | Path, in_chans: int, image_size: int, num_classes: int) -> None:
+        """Refuse a graph whose input or output shape disagrees with its contract (a hand-edited file).
+
+        Raises:
+            ValueError: naming both shapes; ONNX Runtime would otherwise fail only at the first prediction.
+        """
+        shape = self.session.get_inputs()[0].shape
+        logits = self.session.get_outputs()[0].shape
+        want = [in_chans, image_size, image_size]
+        if list(shape[1:]) != want or logits[-1] != num_classes:
+            raise ValueError(
+                f"{path}: the graph takes {shape[1:]} and gives {logits[-1]} scores, but its contract says "
+                f"{want} and {num_classes} classes; re-run `braintumor export`"
+            )
+
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         with self._lock:

@@ -93,8 +93,12 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
             "re-run `braintumor export`"
         )
     pipeline = ScanPipeline.from_settings(contract["preprocess"], contract["normalization"], contract["in_chans"])
+    backend = OnnxBackend(onnx_path, threads=threads)
+    # what the pipeline will feed, against what the graph takes (a hand-edited contract fails here, not later)
+    size = pipeline.preprocess.image_size
+    backend.check_contract(onnx_path, int(contract["in_chans"]), size, len(contract["class_names"]))
     return Predictor(
-        OnnxBackend(onnx_path, threads=threads),
+        backend,
         pipeline,
         contract["class_names"],
         contract["temperature"],
