@@ -123,11 +123,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from braintumor.training.calibrate import calibrate
+    from braintumor.training.calibrate import calibrate, parse_relocations
 
     modes = ("none", "hflip") if args.tta == "auto" else (args.tta,)
-    from braintumor.training.calibrate import parse_relocations
-
     result = calibrate(
         args.model,
         modes=modes,

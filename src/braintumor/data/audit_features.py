@@ -76,7 +76,7 @@ def gray8(pixels: np.ndarray) -> np.ndarray:
     return np.clip((px - lo) * (255.0 / max(hi - lo, 1e-6)) + 0.5, 0, 255).astype(np.uint8)
 
 
-BOX_SIDE = 128  # px; the head is found at this short side, whatever size the file decoded at
+BOX_SIDE = 128  # px of short side the head finder's blur and margin are sized for; they scale with the image
 CORNER = 0.08  # share of each side taken as a corner patch for the background level
 
 

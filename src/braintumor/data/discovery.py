@@ -18,8 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from braintumor.io import is_scan_file
-from braintumor.io.source import walk_tree
+from braintumor.io import find_scans
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +135,9 @@ def parse_label_sets(spec: str) -> dict[str, tuple[str, ...]]:
 
 
 def _collect(class_dir: Path, label: str, ignored: list[Path]) -> list[Sample]:
-    out = []
-    # walk_tree follows symlinked folders and also yields folders it cannot list, broken links and link
-    # loops: those become samples, so reading them reports the problem like any unreadable scan.
-    for path in walk_tree(class_dir):
-        if is_scan_file(path) or path.is_dir() or not path.exists():
-            out.append(Sample(path=path, label=label))  # not resolved: symlinked files stay under root
-        else:
-            ignored.append(path)
-    return out
+    scans, others = find_scans(class_dir)  # unreadable entries are samples: reading them reports them
+    ignored += others
+    return [Sample(path=path, label=label) for path in scans]  # not resolved: symlinked files stay under root
 
 
 def discover(root: str | Path, merge: dict[str, str] | None = None) -> DatasetIndex:
@@ -170,14 +163,11 @@ def discover(root: str | Path, merge: dict[str, str] | None = None) -> DatasetIn
     others = [d.name for d in top if not split_dirs[d]]
     if use_splits and others:  # e.g. masks/ beside Training/ and Testing/: never read splits as classes
         log.warning("%s: left out %s: not a split folder (train, val or test) beside the split folders", root, others)
-    layout: dict[str, list[Path]] = {}
-    for d in top if use_splits else ():
-        if split_dirs[d]:
-            if split_dirs[d] in layout:  # e.g. train/ and Training/: both are read, and that is said
-                log.warning("%s: two folders for the %s split; reading both", root, split_dirs[d])
-            layout.setdefault(split_dirs[d], []).extend(_visible_dirs(d))
-    if not use_splits:
-        layout = {"all": top}
+    layout: dict[str, list[Path]] = {} if use_splits else {"all": top}
+    for d in (d for d in top if split_dirs[d]):
+        if split_dirs[d] in layout:  # e.g. train/ and Training/: both are read, and that is said
+            log.warning("%s: two folders for the %s split; reading both", root, split_dirs[d])
+        layout.setdefault(split_dirs[d], []).extend(_visible_dirs(d))
 
     ignored: list[Path] = []
     splits: dict[str, list[Sample]] = {}

@@ -9,8 +9,7 @@ from typing import Any
 
 from braintumor.explain.cam import Explainer, Explanation
 from braintumor.explain.overlay import overlay_png
-from braintumor.io import SCAN_SUFFIXES, ScanReadError, is_scan_file, read_scan
-from braintumor.io.source import walk_tree
+from braintumor.io import SCAN_SUFFIXES, ScanReadError, find_scans, read_scan
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,7 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            # as `predict` does: hidden files skipped, links followed, unreadable entries kept to be reported
-            found = [p for p in walk_tree(item) if is_scan_file(p) or p.is_dir() or not p.exists()]
+            found, _ = find_scans(item)  # as `predict` does: unreadable entries are kept, to be reported
             if not found:
                 raise ValueError(f"{item}: folder holds no scan files ({', '.join(SCAN_SUFFIXES)})")
             files += found

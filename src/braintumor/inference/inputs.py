@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 
 from braintumor.inference.gate import colour_refusal
-from braintumor.io import Scan, ScanReadError, is_scan_file, read_scan
+from braintumor.io import Scan, ScanReadError, find_scans, read_scan
 from braintumor.io.images import PIL_FORMATS
-from braintumor.io.source import load_bytes, walk_tree
+from braintumor.io.source import load_bytes
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,10 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            found, skipped = _scan_dir(path)
+            found, others = find_scans(path, sniff_content=True)  # DICOM exports often have no suffix
             files += found
-            if skipped:
-                problems.append(f"{spec}: left out {skipped} file(s) that are not scans (by name and content)")
+            if others:
+                problems.append(f"{spec}: left out {len(others)} file(s) that are not scans (by name and content)")
             if not found:
                 problems.append(f"{spec}: folder holds no scan files")
         elif path.exists() or not glob.has_magic(spec):
@@ -93,14 +93,3 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
                 problems.append(f"{spec}: no file matches this pattern")
             files += [Path(m) for m in matches if not Path(m).is_dir()]
     return list(dict.fromkeys(files)), problems
-
-
-def _scan_dir(folder: Path) -> tuple[list[Path], int]:
-    found, skipped = [], 0
-    for p in walk_tree(folder):
-        # a folder here is one that could not be listed: reading it reports that, with the other errors
-        if p.is_dir() or is_scan_file(p, sniff_content=True) or not p.exists():
-            found.append(p)
-        else:
-            skipped += 1
-    return found, skipped

@@ -5,7 +5,7 @@ input raises `ScanReadError` (a ValueError) naming the file and the reason.
 """
 
 from braintumor.io.common import MAX_PIXELS, MIN_SIDE
-from braintumor.io.reader import SCAN_SUFFIXES, is_scan_file, read_scan, read_slices
+from braintumor.io.reader import SCAN_SUFFIXES, find_scans, is_scan_file, read_scan, read_slices
 from braintumor.io.types import Scan, ScanReadError
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "SCAN_SUFFIXES",
     "Scan",
     "ScanReadError",
+    "find_scans",
     "is_scan_file",
     "read_scan",
     "read_slices",

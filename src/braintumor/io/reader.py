@@ -15,7 +15,7 @@ from typing import Literal
 from braintumor.io.common import SliceChoice, reduce_factor, reduce_pixels
 from braintumor.io.images import PIL_FORMATS, decode_image
 from braintumor.io.sniff import sniff
-from braintumor.io.source import label_for, load_bytes
+from braintumor.io.source import label_for, load_bytes, walk_tree
 from braintumor.io.types import Scan, ScanReadError
 
 SCAN_SUFFIXES = (
@@ -44,6 +44,22 @@ def is_scan_file(path: str | Path, *, sniff_content: bool = False) -> bool:
     except (OSError, ScanReadError):
         return False
     return True
+
+
+def find_scans(folder: str | Path, *, sniff_content: bool = False) -> tuple[list[Path], list[Path]]:
+    """The scan files below `folder` (sorted, links followed, hidden names skipped) and the entries left out.
+
+    What only reading can explain counts as a scan: a folder that could not be listed, a broken link, a
+    link loop. Reading it then reports the problem with the other unreadable files, so nothing below
+    `folder` is skipped without a word. `sniff_content` as in `is_scan_file`.
+    """
+    scans, others = [], []
+    for path in walk_tree(folder):
+        if path.is_dir() or not path.exists() or is_scan_file(path, sniff_content=sniff_content):
+            scans.append(path)
+        else:
+            others.append(path)
+    return scans, others
 
 
 def read_scan(

@@ -10,7 +10,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = (
@@ -30,18 +30,19 @@ DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
 _BEARER = HTTPBearer(auto_error=False, description="needed only when the server sets BRAINTUMOR_API_TOKEN")
 
 
-def require_token(request: Request, _declared: Annotated[object, Depends(_BEARER)] = None) -> None:
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None
+) -> None:
     """FastAPI dependency: with a token configured, the request must carry `Authorization: Bearer <token>`.
 
-    `_declared` only puts the bearer scheme into the OpenAPI document (the /docs "Authorize" button);
-    the check itself reads the header here, so every failure looks the same.
+    FastAPI's HTTPBearer parses the header (None for a missing one or another scheme) and puts the scheme
+    into the OpenAPI document (the /docs "Authorize" button); every failure gives the same bare 401.
     """
     expected: str | None = request.app.state.settings.api_token
     if not expected:
         return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    ok = hmac.compare_digest(given.strip().encode(), expected.encode())
-    if scheme.lower() != "bearer" or not ok:
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(status_code=401, detail="unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -105,7 +105,7 @@ class _Collector:
         part = self.parts[-1]
         part.data += data[start:end]
         if len(part.data) > self.limits.max_file_bytes:
-            name = _filename(part)
+            name = _disposition(part)[1]
             which = f"file {name[:100]!r}" if name else f"part {len(self.parts)}"
             raise ApiError(413, f"{which} is larger than the {_mb(self.limits.max_file_bytes)} per-file limit")
 
@@ -162,10 +162,6 @@ def _disposition(part: _Part) -> tuple[str, str | None]:
     filename = options.get(b"filename")
     field_name = options.get(b"name", b"").decode("utf-8", "replace")
     return field_name, None if filename is None else filename.decode("utf-8", "replace")
-
-
-def _filename(part: _Part) -> str:
-    return _disposition(part)[1] or ""
 
 
 def _files(parts: list[_Part], fields: tuple[str, ...]) -> list[Upload]:

@@ -174,6 +174,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
+        groups: list = params
         if self.cfg.freeze_epochs > 0:
             # two groups, head first: FreezeBackbone holds the backbone at lr 0, then sets its fine-tuning lr
             head = {id(p) for p in classifier_head(self.model).parameters()}
@@ -181,9 +182,7 @@ class ClassifierModule(L.LightningModule):
                 {"params": [p for p in params if id(p) in head]},
                 {"params": [p for p in params if id(p) not in head], "lr": 0.0},
             ]
-            optimizer = torch.optim.Adam(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        optimizer = torch.optim.Adam(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience
         )
