@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -145,6 +146,9 @@ def test_fit_with_a_stats_layer_is_recorded_and_used_when_loaded(
     plain = fit_ood(load_model(model_copy), samples, samples, percentile=100)  # "auto": none for simple_cnn
     assert det.stats_layer == "features.6" and plain.stats_layer is None
     assert det.feature_dim > plain.feature_dim and "features.6" in det.info["features"]
+    # At percentile 100 the threshold is the highest fitted score itself; the same scans scored again in
+    # other batches differ from it in the last digits (seen: 2.4851 against 2.48508), so allow for that.
+    det = dataclasses.replace(det, threshold=det.threshold + 1e-3)
     det.save(model_copy)
     predictor = load_predictor(model_copy)
     assert predictor.card["ood"]["features"] == det.info["features"]
