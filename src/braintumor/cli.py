@@ -41,6 +41,7 @@ def _cmd_data_audit(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         examples=args.examples,
         progress=not args.quiet,
+        neighbours=args.neighbours,
     )
     print(result.summary())
     return 0
@@ -592,6 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="near-duplicate similarity threshold in [0, 1] (higher = stricter); default is calibrated",
     )
     p.add_argument("--examples", type=int, default=12, help="example pairs per kind drawn in examples_*.png")
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=None,
+        help="nearest partners per image registered in the second look that finds cropped and rotated copies "
+        "(default 8; 0 skips it, faster, and misses most such copies)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_data_audit)
 

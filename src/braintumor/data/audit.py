@@ -7,6 +7,9 @@ Kinds, strongest first; each pair gets exactly one:
     mirror  a left-right or top-bottom mirror image of the other (possibly re-encoded/resized)
     near    near-identical but not a copy: an adjacent slice of the same scan, a small shift or
             warp, a brightness/contrast change (also mirrored)
+Pairs that a crop into the head or a rotation hides from the head-crop comparison are found by a
+second look that registers each image with its nearest partners (`audit_align`); their records
+carry "aligned": true.
 See `audit_match.Thresholds` for the measures and how the default thresholds were chosen.
 
 Outputs in OUT (paths POSIX, relative to DATA unless said otherwise):
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +162,7 @@ def run_audit(
     examples: int = 12,
     progress: bool = True,
     workers: int | None = None,
+    neighbours: int | None = None,
 ) -> AuditResult:
     """Audit a dataset for duplicates within and across its splits.
 
@@ -169,18 +174,24 @@ def run_audit(
         threshold: near-duplicate correlation threshold in (0, 1]; None for the calibrated default.
         examples: pairs drawn per kind in the example PNGs (0: no PNGs).
         progress: show a progress bar on stderr.
-        workers: processes for decoding (default: up to 4, one per available CPU).
+        workers: processes for decoding and registration (default: up to 4, one per available CPU).
+        neighbours: nearest partners per image given the registered second look (`audit_align`);
+            None for the default (`Thresholds.neighbours`), 0 to skip it.
 
     Raises:
         FileNotFoundError, NotADirectoryError, ValueError: bad folders or threshold.
     """
-    th = Thresholds() if threshold is None else Thresholds(near_corr=float(threshold))
+    th = Thresholds()
+    if threshold is not None:
+        th = replace(th, near_corr=float(threshold))
+    if neighbours is not None:
+        th = replace(th, neighbours=int(neighbours))
     infos, paths, roots = _collect(Path(data), None if against is None else Path(against))
     t0 = time.perf_counter()
     fp = fingerprint_files(paths, workers=workers, progress=progress)
     t1 = time.perf_counter()
     roles = [infos[k].role for k in fp.index]
-    pairs = oriented(classify(fp, th), roles)
+    pairs = oriented(classify(fp, th, workers), roles)
     t2 = time.perf_counter()
     result = _findings(roots, th, infos, fp, pairs)
     result.timings = {"fingerprint": t1 - t0, "match": t2 - t1}

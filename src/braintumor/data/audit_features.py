@@ -4,11 +4,13 @@ Each file is read once: its bytes are hashed (exact copies) and decoded at reduc
 (`read_scan(..., reduce_to=128)`: JPEG DCT scaling, 4-8x fewer pixels to decode) into a
 thumbnail of the head's bounding box. Comparing crops of the head, not whole frames, makes the
 audit largely blind to padding, framing, resizing and brightness offsets, which vary between the
-source collections that get merged into datasets. Not blind to everything: on copies of 120
-Nickparvar test scans it found all brightened (+10 levels), 16-bit and mirrored copies, 117-119 of
-120 resized, re-encoded or contrast-changed ones and 106 of 120 padded by 10 %, but missed 15 of 120
-rotated by 3 degrees and 84 of 120 cropped by 5 % per side (the crop cuts into the head, so the box
-changes). Heads that touch the frame are the hard cases.
+source collections that get merged into datasets. Not blind to everything: with 5712 Nickparvar
+training scans as distractors (`benchmarks/audit_recall.py`), this comparison alone pairs all
+brightened (+10 levels), re-encoded and mirrored copies of 120 test scans with their originals,
+118-119 of 120 resized, contrast-changed or 16-bit ones and 106 padded by 10 %, but only 107
+rotated by 3 degrees, 44 by 5 degrees, 40 cropped by 5 % per side and 14 by 10 % (a crop into the
+head changes its box). The audit's second look (`audit_align`) registers such pairs and raises those
+to 119, 112, 96 and 54 (padded: 112).
 """
 
 from __future__ import annotations
@@ -128,21 +130,30 @@ def fingerprint_file(path: Path) -> tuple[str, np.ndarray] | str:
     return hashlib.sha1(data).hexdigest(), head_crop(pixels)
 
 
+def default_workers() -> int:
+    """Processes for the audit's parallel stages: one per available CPU, at most 4."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(4, cpus)
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool started by forkserver, not fork: the caller may hold threads (torch, a progress
+    monitor) that fork would copy mid-lock."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
 def fingerprint_files(paths: list[Path], *, workers: int | None = None, progress: bool = True) -> Fingerprints:
     """Fingerprint every file, in a process pool when more than one CPU is available.
 
     Unreadable files are listed in `Fingerprints.unreadable`, never raised.
     """
-    if workers is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        workers = min(4, cpus)
+    workers = default_workers() if workers is None else workers
     bar = tqdm(total=len(paths), desc="fingerprint", unit="img", disable=not progress, leave=False)
     results = []
     if workers > 1 and len(paths) > 200:
-        # forkserver, not fork: the caller may hold threads (torch, a progress monitor) that fork would copy mid-lock.
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             for r in pool.map(fingerprint_file, paths, chunksize=64):
                 results.append(r)
                 bar.update()

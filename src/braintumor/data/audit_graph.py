@@ -112,6 +112,8 @@ def pair_record(pairs: Pairs, q: int, infos: list[ImageInfo]) -> dict:
     }
     if pairs.how[q]:
         rec["exact_by"] = pairs.how[q]
+    if pairs.aligned[q]:  # scores and kind are those of the registered crops
+        rec["aligned"] = True
     if a.dataset != b.dataset:  # with --against: say which path is relative to which root
         rec["dataset_a"], rec["dataset_b"] = a.dataset, b.dataset
     return rec

@@ -124,6 +124,12 @@ class AuditResult:
             f"{th.near_ssim_blur:.2f}); copy/mirror: corr >= {th.copy_corr:.2f}, SSIM >= {th.copy_ssim:.2f}, "
             f"intensity diff <= {th.copy_mae:g}"
         )
+        if th.neighbours:
+            lines.append(
+                f"second look: each image's {th.neighbours} nearest partners registered (affine) and counted "
+                f"near at aligned SSIM >= {th.aligned_ssim:.2f} or blurred >= {th.aligned_ssim_blur:.2f}, a "
+                f'copy at >= {th.aligned_copy_ssim:.2f}; such pairs carry "aligned": true in audit.json'
+            )
         if self.out_dir:
             lists = ", test_leaking.txt, test_clean.txt, train_minus_leaks.txt, train_leaking.txt"
             lists = lists if self.has_test else ""
@@ -184,6 +190,7 @@ def _caption(pairs: Pairs, q: int, a: ImageInfo, b: ImageInfo) -> str:
     flip = FLIPS[int(pairs.flip[q])]
     head = (pairs.kind[q] or "not a duplicate") + (f" ({pairs.how[q]})" if pairs.how[q] else "")
     head += f"  mirrored {'left-right' if flip == 'h' else 'top-bottom'}" if flip else ""
+    head += "  (after alignment)" if pairs.aligned[q] else ""
     blur = "" if np.isnan(pairs.ssim_blur[q]) else f"  blurred {pairs.ssim_blur[q]:.3f}"
     scores = f"corr {pairs.corr[q]:.3f}  SSIM {pairs.ssim[q]:.3f}{blur}  diff {pairs.mae[q]:.1f}"
     return f"{head}\n{scores}\n{a.label} ({a.role})  |  {b.label} ({b.role})"
