@@ -438,3 +438,33 @@ def test_register_pair_refuses_folding_and_scores_a_crop_as_a_copy(samples_dir: 
     assert covered.mean() > 0.9
     assert ssim_batch(moved[None] / 255.0, target[None] / 255.0)[0] > 0.9
     assert register_pair(a, np.zeros_like(a)) is None  # nothing to fit
+
+
+def test_second_look_keeps_the_try_that_passes_and_reports_its_orientation(samples_dir: Path, monkeypatch) -> None:
+    # A pair that correlates best mirrored is also registered as it is; the try that reaches a kind wins over
+    # one with a slightly higher sharp SSIM that reaches none, and the pair reports that try's orientation.
+    from braintumor.data import audit_match
+    from braintumor.data.audit_align import Aligned
+
+    paths = sorted(samples_dir.glob("glioma/*.jpg"))
+    crops = np.stack([head_crop(_gray(p)) for p in paths])
+    fp = Fingerprints(paths, np.arange(2), ["a", "b"], crops, [])
+    plain = float(fp.features()[0] @ fp.features()[1])
+    monkeypatch.setattr(
+        audit_match,
+        "nearest_pairs",
+        lambda *a: (np.array([0]), np.array([1]), np.array([plain + 0.05], np.float32), np.array([1])),
+    )
+    tried = []
+
+    def fake_align(crops, i, j, flip, *args):
+        tried.append(flip.tolist())
+        # mirrored try: sharp 0.745 (higher), blurred 0.85 (fails); plain try: 0.74, blurred 0.90 (passes)
+        return Aligned(np.array([True, True]), np.array([0.745, 0.74]), np.array([0.85, 0.90]), np.array([20.0, 20.0]))
+
+    monkeypatch.setattr(audit_match, "align_scores", fake_align)
+    pairs = audit_match.classify(fp, Thresholds(near_corr=0.99))
+    assert tried == [[1, 0]]
+    hit = pairs.select(pairs.aligned)
+    assert hit.kind.tolist() == ["near"] and hit.flip.tolist() == [0]
+    assert hit.corr[0] == pytest.approx(plain, abs=1e-5)  # the correlation of the orientation reported

@@ -84,8 +84,8 @@ class Thresholds:
     def __post_init__(self) -> None:
         if not 0.0 < self.near_corr <= 1.0:
             raise ValueError(f"near-duplicate threshold must be in (0, 1], got {self.near_corr}")
-        if self.neighbours < 0:
-            raise ValueError(f"neighbours must be >= 0, got {self.neighbours}")
+        if not 0 <= self.neighbours <= MAX_PER_IMAGE:
+            raise ValueError(f"neighbours must be in [0, {MAX_PER_IMAGE}], got {self.neighbours}")
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -279,8 +279,9 @@ def classify(fp: Fingerprints, th: Thresholds, workers: int | None = None) -> Pa
 
 
 def _second_look(fp: Fingerprints, feats: np.ndarray, pairs: Pairs, th: Thresholds, workers: int | None) -> Pairs:
-    """Register each image with its `th.neighbours` nearest partners that are no duplicates yet and
-    classify those pairs on the aligned crops; pairs that pass are updated or added."""
+    """Register each image with its `th.neighbours` nearest partners (best orientation; pairs already
+    counted as duplicates are skipped, not replaced by further partners) and classify those pairs on the
+    aligned crops; pairs that pass are updated or added."""
     n = len(fp.paths)
     i, j, corr, flip = nearest_pairs(feats, FEATURE_SIDE, th.neighbours)
     known = dict(zip((pairs.i * n + pairs.j).tolist(), range(len(pairs)), strict=True))
@@ -293,24 +294,27 @@ def _second_look(fp: Fingerprints, feats: np.ndarray, pairs: Pairs, th: Threshol
     # Weakly correlated pairs (a heavy crop) may correlate best mirrored by chance: give the orientation
     # as it is a try too when it comes close, since unmirrored copies are the common case.
     plain = (feats[i[todo]] * feats[j[todo]]).sum(1)
-    retry = todo[(flip[todo] != 0) & (plain >= corr[todo] - PLAIN_MARGIN)]
+    again = (flip[todo] != 0) & (plain >= corr[todo] - PLAIN_MARGIN)
+    retry = todo[again]
     tries = np.concatenate([todo, retry])
     tflip = np.concatenate([flip[todo], np.zeros(len(retry), np.int64)])
+    tcorr = np.concatenate([corr[todo], plain[again].astype(np.float32)])  # corr of the orientation tried
     band = (BLUR_FROM, th.aligned_ssim)
     al = align_scores(fp.crops, i[tries], j[tries], tflip, FEATURE_SIDE, BLUR_SIGMA, band, workers)
-    # Per pair, the better of its tries (a failed fit scores 0).
-    order = np.lexsort((-al.ssim, tries))
-    first = order[np.r_[True, tries[order][1:] != tries[order][:-1]]]
-    todo, flip_used = tries[first], tflip[first]
-    al = Aligned(al.ok[first], al.ssim[first], al.ssim_blur[first], al.mae[first])
+    # Per pair, the try that reaches the strongest kind, then the higher SSIM (a failed fit scores 0).
     near = al.ok & ((al.ssim >= th.aligned_ssim) | (al.ssim_blur >= th.aligned_ssim_blur))
     copy_level = al.ok & (al.ssim >= th.aligned_copy_ssim) & (al.mae <= th.copy_mae)
+    order = np.lexsort((-al.ssim, -(near.astype(np.int64) + copy_level), tries))
+    first = order[np.r_[True, tries[order][1:] != tries[order][:-1]]]
+    todo, flip_used, corr_used = tries[first], tflip[first], tcorr[first]
+    al, near, copy_level = Aligned(*(x[first] for x in vars(al).values())), near[first], copy_level[first]
     kind = np.where(copy_level, np.where(flip_used != 0, "mirror", "copy"), np.where(near, "near", "")).astype(object)
     hit = np.nonzero(kind != "")[0]
     if len(hit) == 0:
         return pairs
     rows, q = pos[todo[hit]], todo[hit]
     cols = {
+        "corr": corr_used[hit],
         "flip": flip_used[hit],
         "ssim": al.ssim[hit],
         "ssim_blur": al.ssim_blur[hit],
@@ -325,7 +329,7 @@ def _second_look(fp: Fingerprints, feats: np.ndarray, pairs: Pairs, th: Threshol
     extra = Pairs(
         i[q[new]],
         j[q[new]],
-        corr[q[new]],
+        cols["corr"][new],
         cols["flip"][new],
         *(cols[name][new] for name in ("ssim", "ssim_blur", "mae", "kind")),
         np.full(int(new.sum()), "", dtype=object),
