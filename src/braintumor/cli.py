@@ -246,7 +246,8 @@ def _explain_files(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise ValueError("--out DIR is required: the folder the overlay PNGs are written to")
-    from braintumor.inference import load_predictor, read_input
+    from braintumor.inference import load_predictor
+    from braintumor.inference.inputs import scan_input
 
     explainer, model_path = _explainer(args)
     target = args.target
@@ -255,8 +256,8 @@ def _explain_files(args: argparse.Namespace) -> int:
     failed = 0
     predictor = load_predictor(model_path)  # the same refusals as `predict` and the web service
 
-    def judge(path: Path) -> object:  # a Prediction: label, note, confidence
-        return predictor.predict_inputs([read_input(path)])[0]
+    def judge(path: Path, data: bytes, scan: object) -> object:  # a Prediction: label, note, confidence
+        return predictor.predict_inputs([scan_input(str(path), data, scan)])[0]
 
     options = {"target": target, "alpha": args.alpha, "colorbar": args.colorbar, "judge": judge}
     results = write_overlays(explainer, args.inputs, args.out, **options)

@@ -127,3 +127,23 @@ def test_explain_reports_and_maps_the_answer_predict_gives(tiny_checkpoint, samp
         stem = Path(line.split(" -> ")[0]).stem
         predicted = line.split("predicted ")[1].split(" (")[0]
         assert predicted == told[stem] and line.endswith(f"map of {told[stem]}"), line
+
+
+def test_explain_decodes_each_file_once(tiny_checkpoint, samples_dir, tmp_path, monkeypatch, capsys) -> None:
+    # The map and the predictor's answer come from one read of the file (they used to decode it twice).
+    import braintumor.explain.files as files
+    import braintumor.inference.inputs as inputs
+
+    calls: list[str] = []
+    real = files.read_scan
+
+    def counting(source, **kw):
+        calls.append(kw.get("name") or str(source))
+        return real(source, **kw)
+
+    monkeypatch.setattr(files, "read_scan", counting)
+    monkeypatch.setattr(inputs, "read_scan", counting)
+    scans = sorted(samples_dir.glob("*/*.jpg"))
+    assert main(["explain", "--model", str(tiny_checkpoint), *map(str, scans), "--out", str(tmp_path / "o")]) == 0
+    assert sorted(calls) == sorted(map(str, scans))
+    assert len(list((tmp_path / "o").glob("*.png"))) == len(scans)

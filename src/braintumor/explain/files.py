@@ -9,7 +9,8 @@ from typing import Any
 
 from braintumor.explain.cam import Explainer, Explanation
 from braintumor.explain.overlay import overlay_png
-from braintumor.io import SCAN_SUFFIXES, ScanReadError, find_scans, read_scan
+from braintumor.io import SCAN_SUFFIXES, Scan, ScanReadError, find_scans, read_scan
+from braintumor.io.source import load_bytes
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,13 @@ def write_overlays(
     target: int | str | None = None,
     alpha: float = 0.4,
     colorbar: bool = False,
-    judge: Callable[[Path], Any] | None = None,
+    judge: Callable[[Path, bytes, Scan], Any] | None = None,
 ) -> Iterator[OverlayResult]:
     """Explain each scan and write its overlay PNG, yielding one result per input as it goes.
 
     An unreadable file gives a result with `error` set (naming the file and the reason) and the run goes on.
-    `judge(path)` (the CLI passes the same model's predictor) gives the answer users are told: an object
+    `judge(path, data, scan)` (the CLI passes the same model's predictor; `data` is the file's bytes, `scan`
+    what they decoded to, so nothing is read twice) gives the answer users are told: an object
     with `label` (None when refused: colour photo, blank, out-of-distribution), `note` and `confidence`.
     A refused scan gets `refused` and no overlay, as in the web service, since a map of an image that is
     not a brain MRI would look like an answer; otherwise, without a `target`, the map explains that
@@ -98,11 +100,12 @@ def write_overlays(
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for f in files:
         try:
-            scan = read_scan(f)
+            data = load_bytes(f, str(f))
+            scan = read_scan(data, name=str(f))
         except ScanReadError as exc:
             yield OverlayResult(f, None, None, str(exc))
             continue
-        answer = judge(f) if judge is not None else None
+        answer = judge(f, data, scan) if judge is not None else None
         if answer is not None and answer.label is None:
             yield OverlayResult(f, None, None, None, refused=answer.note, answer=answer)
             continue

@@ -44,6 +44,11 @@ def read_input(source: str | Path | bytes, *, name: str | None = None, max_side:
         scan = read_scan(data, name=label)
     except ScanReadError as exc:
         return ScanInput(label, error=exc.reason)
+    return scan_input(label, data, scan, max_side=max_side)
+
+
+def scan_input(label: str, data: bytes, scan: Scan, *, max_side: int | None = None) -> ScanInput:
+    """The input for a scan already decoded from `data` (its file's bytes), as `read_input` makes it."""
     if max_side is not None:
         scan = fit_side(scan, max_side)
     # only image files carry colour channels; a DICOM's preamble may hold a TIFF header Pillow would misread
