@@ -82,9 +82,12 @@ def test_an_overlay_that_failed_once_can_be_drawn_later(browser_page, samples_di
     distance = card.locator(".ood").inner_text()
     assert "Distance to the training scans" in distance and "are refused" in distance  # the threshold is named
     page.route("**/api/v1/explain*", lambda route: route.abort())  # the network fails once
-    card.locator(".overlay-toggle").check()
+    # click, not check(): the page unticks the box when the overlay fails, and an aborted request fails so
+    # fast that check()'s own look at the box can come after that (seen once in CI).
+    card.locator(".overlay-toggle").click()
     card.locator(".overlay-error").wait_for(timeout=30_000)
     assert "Cannot reach the server" in card.locator(".overlay-error").inner_text()
+    assert not card.locator(".overlay-toggle").is_checked()  # unticked again, so it can be tried later
     page.unroute("**/api/v1/explain*")
     card.locator(".overlay-toggle").check()
     card.locator(".legend").wait_for(timeout=30_000)
