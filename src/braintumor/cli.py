@@ -248,6 +248,7 @@ def _explain_files(args: argparse.Namespace) -> int:
         raise ValueError("--out DIR is required: the folder the overlay PNGs are written to")
     from braintumor.inference import load_predictor
     from braintumor.inference.inputs import scan_input
+    from braintumor.io import Scan
 
     explainer, model_path = _explainer(args)
     target = args.target
@@ -256,7 +257,7 @@ def _explain_files(args: argparse.Namespace) -> int:
     failed = 0
     predictor = load_predictor(model_path)  # the same refusals as `predict` and the web service
 
-    def judge(path: Path, data: bytes, scan: object) -> object:  # a Prediction: label, note, confidence
+    def judge(path: Path, data: bytes, scan: Scan) -> object:  # a Prediction: label, note, confidence
         return predictor.predict_inputs([scan_input(str(path), data, scan)])[0]
 
     options = {"target": target, "alpha": args.alpha, "colorbar": args.colorbar, "judge": judge}

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from braintumor.data.audit_features import default_workers, process_pool
-from braintumor.data.audit_scores import flipped, scaled_crops, ssim_batch
+from braintumor.data.audit_features import area_thumbnails, default_workers, process_pool
+from braintumor.data.audit_scores import blurred_each, flipped, scaled_crops, ssim_batch
 
 FIT_SIDE = 32  # px the fit runs at: half the crop side, twice as fast and as often right (crafted copies)
 ECC_SIGMA = 0.7  # px of Gaussian smoothing before the fit, at FIT_SIDE: a wider basin, no JPEG texture
@@ -85,9 +85,10 @@ def register_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     if not _acceptable(warp, side):
         return None
     moving, target = a, b
-    if _cover(warp, side) < MIN_COVER:
+    cover = _cover(warp, side)
+    if cover < MIN_COVER:
         back = cv2.invertAffineTransform(warp)
-        if _cover(back, side) > _cover(warp, side):
+        if _cover(back, side) > cover:
             moving, target, warp = b, a, back
 
     def move(x: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ def _score_chunk(a: np.ndarray, b: np.ndarray, feature_side: int, blur_sigma: fl
     """Register and score pairs (a[k], b[k]): arrays ok, ssim, ssim_blur, mae (see `align_scores`).
 
     Runs whole in a worker process, so that only four numbers per pair travel back."""
-    n, side = len(a), a.shape[1]
+    n = len(a)
     ok, ssim, mae = np.zeros(n, bool), np.zeros(n), np.full(n, np.inf)
     ssim_blur = np.full(n, np.nan)
     fits = [register_pair(x, y) for x, y in zip(a, b, strict=True)]
@@ -118,16 +119,8 @@ def _score_chunk(a: np.ndarray, b: np.ndarray, feature_side: int, blur_sigma: fl
     todo = np.nonzero((sharp >= blur_band[0]) & (sharp < blur_band[1]))[0]
     blurred = np.full(len(sharp), np.nan)
     if len(todo):
-
-        def blur(x: np.ndarray) -> np.ndarray:
-            return np.stack([cv2.GaussianBlur(c, (0, 0), blur_sigma) for c in x])
-
-        blurred[todo] = ssim_batch(blur(sa[todo]) * unit, blur(sb[todo]) * unit)
-    f = side // feature_side
-    ta, tb, tw = (
-        x.reshape(len(x), feature_side, f, feature_side, f).mean(axis=(2, 4), dtype=np.float32)
-        for x in (moved, target, valid.astype(np.float32))
-    )
+        blurred[todo] = ssim_batch(blurred_each(sa[todo], blur_sigma) * unit, blurred_each(sb[todo], blur_sigma) * unit)
+    ta, tb, tw = (area_thumbnails(x, feature_side) for x in (moved, target, valid.astype(np.uint8)))
     covered = tw > 0.99
     ssim[ok], ssim_blur[ok] = sharp, blurred
     mae[ok] = np.abs(ta - tb).sum(axis=(1, 2), where=covered) / np.maximum(covered.sum(axis=(1, 2)), 1)

@@ -54,9 +54,7 @@ class Fingerprints:
     def features(self, flip: str | None = None) -> np.ndarray:
         """(N, FEATURE_SIDE**2) float32 rows of unit norm: mean-centred thumbnails, so a dot product is
         the Pearson correlation (blind to brightness and contrast scaling). `flip`: None, "h" or "v"."""
-        k = CROP_SIDE // FEATURE_SIDE
-        thumbs = self.crops.reshape(len(self.crops), FEATURE_SIDE, k, FEATURE_SIDE, k)
-        x = thumbs.astype(np.float32).mean(axis=(2, 4))  # exact k x k area downscale
+        x = area_thumbnails(self.crops, FEATURE_SIDE)
         if flip == "h":
             x = x[:, :, ::-1]
         elif flip == "v":
@@ -66,6 +64,12 @@ class Fingerprints:
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         # A constant image has no structure to correlate; a zero row matches nothing (hashes still do).
         return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-6)
+
+
+def area_thumbnails(crops: np.ndarray, side: int) -> np.ndarray:
+    """(N, side, side) float32: each (N, H, H) crop shrunk by exact area averaging (H a multiple of side)."""
+    k = crops.shape[1] // side
+    return crops.reshape(len(crops), side, k, side, k).mean(axis=(2, 4), dtype=np.float32)
 
 
 def gray8(pixels: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from braintumor.data.audit_features import FEATURE_SIDE, Fingerprints
+from braintumor.data.audit_features import FEATURE_SIDE, Fingerprints, area_thumbnails
 
 BLUR_SIGMA = 1.5  # px on the 64 px crop: removes sharpening, noise and JPEG texture, keeps anatomy
 
@@ -94,8 +94,7 @@ def score_pairs(
     the sharp SSIM and only decides pairs that the sharp one leaves open.
     """
     sharp = scaled_crops(fp.crops)
-    k = fp.crops.shape[1] // FEATURE_SIDE
-    thumbs = fp.crops.reshape(len(fp.crops), FEATURE_SIDE, k, FEATURE_SIDE, k).mean(axis=(2, 4), dtype=np.float32)
+    thumbs = area_thumbnails(fp.crops, FEATURE_SIDE)
     out = PairScores(np.zeros(len(i)), np.full(len(i), np.nan), np.zeros(len(i)))
     unit = np.float32(1 / 255)
     for s in range(0, len(i), batch):
@@ -110,9 +109,13 @@ def score_pairs(
     return out
 
 
+def blurred_each(x: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """Each image of a (n, H, W) stack after a Gaussian blur of `sigma` px."""
+    return np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in x]) if len(x) else x.copy()
+
+
 def _blurred(sharp: np.ndarray, which: np.ndarray) -> np.ndarray:
     """Gaussian-blurred copies of the crops listed in `which` (others left as zeros, never read)."""
     out = np.zeros_like(sharp)
-    for n in which:
-        out[n] = cv2.GaussianBlur(sharp[n], (0, 0), BLUR_SIGMA)
+    out[which] = blurred_each(sharp[which])
     return out
