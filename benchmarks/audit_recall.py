@@ -117,6 +117,12 @@ def main() -> None:
     parser.add_argument(
         "--neighbours", type=int, default=Thresholds().neighbours, help="the audit's second look; 0 turns it off"
     )
+    parser.add_argument(
+        "--zoom-neighbours",
+        type=int,
+        default=Thresholds().zoom_neighbours,
+        help="partners of each zoomed view also registered; 0 for none",
+    )
     args = parser.parse_args()
     edits = [e.strip() for e in args.edits.split(",") if e.strip()]
     unknown = [e for e in edits if e not in EDITS]
@@ -177,7 +183,7 @@ def main() -> None:
                 [fp.paths[k] for k in keep], fp.index[keep], [fp.sha1[k] for k in keep], fp.crops[keep], []
             )
             t0 = time.perf_counter()
-            pairs = classify(sub, Thresholds(neighbours=args.neighbours))
+            pairs = classify(sub, Thresholds(neighbours=args.neighbours, zoom_neighbours=args.zoom_neighbours))
             dt = time.perf_counter() - t0
             dup = pairs.kind != ""
             kinds: dict[int, str] = {}

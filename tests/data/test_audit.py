@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 
 from braintumor.cli import main
 from braintumor.data.audit import run_audit
-from braintumor.data.audit_align import register_pair
+from braintumor.data.audit_align import align_scores, register_pair
 from braintumor.data.audit_features import FEATURE_SIDE, Fingerprints, head_crop
 from braintumor.data.audit_match import FLIPS, Thresholds, candidate_pairs, nearest_pairs
 from braintumor.data.audit_scores import ssim_batch
@@ -239,6 +239,12 @@ def test_cli_rejects_bad_threshold(planted: Path, tmp_path: Path, capsys, args: 
     assert "threshold" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--neighbours", "--zoom-neighbours"])
+def test_cli_rejects_bad_neighbour_counts(planted: Path, tmp_path: Path, capsys, flag: str) -> None:
+    assert main(["data", "audit", str(planted), "--out", str(tmp_path), "--quiet", flag, "65"]) == 2
+    assert flag.lstrip("-").replace("-", "_") in capsys.readouterr().err
+
+
 def test_test_split_without_train_is_an_error(planted: Path, tmp_path: Path, capsys) -> None:
     root = tmp_path / "only_test"
     shutil.copytree(planted / "Testing", root / "Testing")
@@ -302,6 +308,9 @@ def test_real_nickparvar_split_leaks(shared_data: Path, tmp_path: Path) -> None:
     # A re-framed mirror image that only the registered second look finds.
     aligned = {(p["a"], p["b"]): p for p in result.pairs if p.get("aligned")}
     assert aligned[("Testing/meningioma/Te-me_0262.jpg", "Training/meningioma/Tr-me_0716.jpg")]["kind"] == "mirror"
+    # Re-framed copies with a white border, found through a zoomed view.
+    assert ("Testing/meningioma/Te-me_0061.jpg", "Training/meningioma/Tr-me_0240.jpg") in aligned
+    assert ("Testing/meningioma/Te-me_0014.jpg", "Training/meningioma/Tr-me_0181.jpg") in aligned
     conflicts = {(c["a"], c["b"]) for c in result.label_conflicts}
     assert ("Testing/meningioma/Te-me_0156.jpg", "Testing/pituitary/Te-piTr_0002.jpg") in conflicts
 
@@ -404,6 +413,17 @@ def test_cropped_and_rotated_copies_are_found_by_the_second_look(samples_dir: Pa
     assert len(plain.test_leaking) < len(made)  # what the second look adds
 
 
+def test_zoomed_views_find_copies_cropped_into_the_head(samples_dir: Path, tmp_path: Path) -> None:
+    # A copy cropped by 12 % per side is often not its original's nearest partner as it is; the nearest
+    # partner of a zoomed view of the original is the copy. One partner each, so the views must do the work.
+    made = _copies_of_samples(samples_dir, tmp_path, {"crop12.png": _crop(0.12)})
+    result = run_audit(tmp_path, examples=0, progress=False, neighbours=1, zoom_neighbours=1)
+    assert sorted(set(made) - set(result.test_leaking)) == []
+    assert "(and 1 of each zoomed view)" in result.summary()
+    plain = run_audit(tmp_path, examples=0, progress=False, neighbours=1, zoom_neighbours=0)
+    assert len(plain.test_leaking) < len(made)
+
+
 def test_nearest_pairs_matches_brute_force_in_all_orientations() -> None:
     rng = np.random.default_rng(3)
     side, n, k = 8, 40, 3
@@ -431,6 +451,48 @@ def test_nearest_pairs_matches_brute_force_in_all_orientations() -> None:
     assert np.all(i < j)
 
 
+def test_nearest_pairs_of_a_query_view_match_brute_force() -> None:
+    # With `query` (a zoomed view of the same images), partners are the columns that best match each query row.
+    rng = np.random.default_rng(4)
+    side, n, k = 4, 30, 2
+    feats, query = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in rng.standard_normal((2, n, side * side)))
+    feats, query = feats.astype(np.float32), query.astype(np.float32)
+    i, j, corr, flip = nearest_pairs(feats, side, k, query=query)
+    q, f = query.reshape(n, side, side), feats.reshape(n, side, side)
+    sims = np.stack([np.einsum("ahw,bhw->ab", v, f) for v in (q, q[:, :, ::-1], q[:, ::-1, :])])
+    best = sims.max(0)
+    np.fill_diagonal(best, -np.inf)
+    listed = {}
+    for a in range(n):
+        for b in np.argsort(-best[a])[:k]:
+            if best[a, b] >= 0.3:
+                listed.setdefault((min(a, b), max(a, b)), (best[a, b], int(np.argmax(sims[:, a, b]))))
+    assert len(listed) > n // 2 and set(zip(i.tolist(), j.tolist(), strict=True)) == set(listed)
+    for a, b, c, fl in zip(i, j, corr, flip, strict=True):
+        # Listed from either end: the query view of one image against the other as it is.
+        assert any(
+            c == pytest.approx(best[x, y], abs=1e-5) and sims[fl, x, y] == pytest.approx(c, abs=1e-5)
+            for x, y in ((a, b), (b, a))
+        )
+
+
+def test_pair_corrs_match_mirrored_dot_products() -> None:
+    from braintumor.data.audit_match import _pair_corrs
+
+    rng = np.random.default_rng(5)
+    n, side = 12, FEATURE_SIDE
+    feats = rng.standard_normal((n, side * side)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    i, j, flip = rng.integers(0, n, 40), rng.integers(0, n, 40), rng.integers(0, 3, 40)
+    imgs = feats.reshape(n, side, side)
+    views = [imgs, imgs[:, :, ::-1], imgs[:, ::-1, :]]  # FLIPS order
+    oriented, plain = _pair_corrs(feats, i, j, flip, chunk=16)
+    np.testing.assert_allclose(
+        oriented, [np.sum(views[f][a] * imgs[b]) for a, b, f in zip(i, j, flip, strict=True)], atol=1e-5
+    )
+    np.testing.assert_allclose(plain, [np.sum(imgs[a] * imgs[b]) for a, b in zip(i, j, strict=True)], atol=1e-5)
+
+
 def test_register_pair_refuses_folding_and_scores_a_crop_as_a_copy(samples_dir: Path) -> None:
     gray = np.asarray(Image.open(next(samples_dir.glob("glioma/*.jpg"))).convert("L"))
     a, b = head_crop(gray), head_crop(np.asarray(_crop(0.06)(gray)))
@@ -438,6 +500,17 @@ def test_register_pair_refuses_folding_and_scores_a_crop_as_a_copy(samples_dir: 
     assert covered.mean() > 0.9
     assert ssim_batch(moved[None] / 255.0, target[None] / 255.0)[0] > 0.9
     assert register_pair(a, np.zeros_like(a)) is None  # nothing to fit
+
+
+def test_register_pair_starts_from_a_zoom_when_the_identity_fails(samples_dir: Path) -> None:
+    # This head fills the frame top to bottom, so a 12 % crop is a 1.3x zoom of its head crop: the fit from
+    # the identity does not converge to an acceptable warp, the one started from scale 0.8 does.
+    gray = np.asarray(Image.open(samples_dir / "notumor" / "Te-no_0010.jpg").convert("L"))
+    a, b = head_crop(gray), head_crop(np.asarray(_crop(0.12)(gray)))
+    th = Thresholds()
+    for first, second in ((a, b), (b, a)):
+        al = align_scores(np.stack([first, second]), np.array([0]), np.array([1]), np.array([0]), 32, 1.5, workers=1)
+        assert al.ok[0] and (al.ssim[0] >= th.aligned_ssim or al.ssim_blur[0] >= th.aligned_ssim_blur)
 
 
 def test_second_look_keeps_the_try_that_passes_and_reports_its_orientation(samples_dir: Path, monkeypatch) -> None:
@@ -453,18 +526,24 @@ def test_second_look_keeps_the_try_that_passes_and_reports_its_orientation(sampl
     monkeypatch.setattr(
         audit_match,
         "nearest_pairs",
-        lambda *a: (np.array([0]), np.array([1]), np.array([plain + 0.05], np.float32), np.array([1])),
+        lambda *a, **kw: (np.array([0]), np.array([1]), np.array([plain + 0.05], np.float32), np.array([1])),
     )
     tried = []
 
     def fake_align(crops, i, j, flip, *args):
-        tried.append(flip.tolist())
+        tried.append(sorted(flip.tolist()))
         # mirrored try: sharp 0.745 (higher), blurred 0.85 (fails); plain try: 0.74, blurred 0.90 (passes)
-        return Aligned(np.array([True, True]), np.array([0.745, 0.74]), np.array([0.85, 0.90]), np.array([20.0, 20.0]))
+        mirrored = flip != 0
+        return Aligned(
+            np.ones(len(flip), bool),
+            np.where(mirrored, 0.745, 0.74),
+            np.where(mirrored, 0.85, 0.90),
+            np.full(len(flip), 20.0),
+        )
 
     monkeypatch.setattr(audit_match, "align_scores", fake_align)
     pairs = audit_match.classify(fp, Thresholds(near_corr=0.99))
-    assert tried == [[1, 0]]
+    assert tried == [[0, 1]]
     hit = pairs.select(pairs.aligned)
     assert hit.kind.tolist() == ["near"] and hit.flip.tolist() == [0]
     assert hit.corr[0] == pytest.approx(plain, abs=1e-5)  # the correlation of the orientation reported

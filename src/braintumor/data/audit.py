@@ -163,6 +163,7 @@ def run_audit(
     progress: bool = True,
     workers: int | None = None,
     neighbours: int | None = None,
+    zoom_neighbours: int | None = None,
 ) -> AuditResult:
     """Audit a dataset for duplicates within and across its splits.
 
@@ -177,6 +178,8 @@ def run_audit(
         workers: processes for decoding and registration (default: up to 4, one per available CPU).
         neighbours: nearest partners per image given the registered second look (`audit_align`);
             None for the default (`Thresholds.neighbours`), 0 to skip it.
+        zoom_neighbours: nearest partners of each zoomed view of an image also given the second look;
+            None for the default (`Thresholds.zoom_neighbours`), 0 for none.
 
     Raises:
         FileNotFoundError, NotADirectoryError, ValueError: bad folders or threshold.
@@ -186,6 +189,8 @@ def run_audit(
         th = replace(th, near_corr=float(threshold))
     if neighbours is not None:
         th = replace(th, neighbours=int(neighbours))
+    if zoom_neighbours is not None:
+        th = replace(th, zoom_neighbours=int(zoom_neighbours))
     infos, paths, roots = _collect(Path(data), None if against is None else Path(against))
     t0 = time.perf_counter()
     fp = fingerprint_files(paths, workers=workers, progress=progress)

@@ -52,18 +52,36 @@ class Fingerprints:
     unreadable: list[tuple[Path, str]]
 
     def features(self, flip: str | None = None) -> np.ndarray:
-        """(N, FEATURE_SIDE**2) float32 rows of unit norm: mean-centred thumbnails, so a dot product is
-        the Pearson correlation (blind to brightness and contrast scaling). `flip`: None, "h" or "v"."""
-        x = area_thumbnails(self.crops, FEATURE_SIDE)
+        """(N, FEATURE_SIDE**2) float32 rows of unit norm (see `unit_features`) of the head crops, mirrored
+        as `flip` says: None, "h" or "v"."""
+        crops = self.crops
         if flip == "h":
-            x = x[:, :, ::-1]
+            crops = crops[:, :, ::-1]
         elif flip == "v":
-            x = x[:, ::-1, :]
-        x = x.reshape(len(x), FEATURE_SIDE * FEATURE_SIDE)
-        x -= x.mean(axis=1, keepdims=True)
-        norm = np.linalg.norm(x, axis=1, keepdims=True)
-        # A constant image has no structure to correlate; a zero row matches nothing (hashes still do).
-        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-6)
+            crops = crops[:, ::-1, :]
+        return unit_features(crops)
+
+
+def unit_features(crops: np.ndarray) -> np.ndarray:
+    """(N, FEATURE_SIDE**2) float32 rows of unit norm: mean-centred FEATURE_SIDE px thumbnails of (N, H, H)
+    crops, so a dot product is the Pearson correlation (blind to brightness and contrast scaling)."""
+    x = area_thumbnails(np.ascontiguousarray(crops), FEATURE_SIDE).reshape(len(crops), FEATURE_SIDE * FEATURE_SIDE)
+    x -= x.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    # A constant image has no structure to correlate; a zero row matches nothing (hashes still do).
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-6)
+
+
+def zoomed_crops(crops: np.ndarray, share: float) -> np.ndarray:
+    """(N, H, H) uint8: the central `share` of each crop's side, enlarged back to H px (bilinear). What a
+    copy cropped into the head looks like next to its original's head crop."""
+    side = crops.shape[1]
+    m = round(side * (1 - share) / 2)
+    if len(crops) == 0:
+        return crops.copy()
+    return np.stack(
+        [cv2.resize(c[m : side - m, m : side - m], (side, side), interpolation=cv2.INTER_LINEAR) for c in crops]
+    )
 
 
 def area_thumbnails(crops: np.ndarray, side: int) -> np.ndarray:

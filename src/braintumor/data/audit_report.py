@@ -126,7 +126,9 @@ class AuditResult:
         )
         if th.neighbours:
             lines.append(
-                f"second look: each image's {th.neighbours} nearest partners registered (affine) and counted "
+                f"second look: each image's {th.neighbours} nearest partners"
+                + (f" (and {th.zoom_neighbours} of each zoomed view)" if th.zoom_neighbours else "")
+                + " registered (affine) and counted "
                 f"near at aligned SSIM >= {th.aligned_ssim:.2f} or blurred >= {th.aligned_ssim_blur:.2f}, a "
                 f'copy at >= {th.aligned_copy_ssim:.2f}; such pairs carry "aligned": true in audit.json'
             )
