@@ -608,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="nearest partners of each zoomed view of an image also registered, for copies cropped into the head "
-        "(default 2; 0: none, about half the matching time, misses most copies cropped by 10 %%)",
+        "(default 2; 0: none, about half the matching time, misses most copies cropped by 10 %%; "
+        "no effect with --neighbours 0)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_data_audit)

@@ -216,10 +216,13 @@ def nearest_pairs(
         keep = (b >= MIN_CORR) & asks[rows + s]
         cols.append((rows[keep] + s, cj[keep], b[keep].astype(np.float32), flip[keep]))
     i, j, corr, flip = (np.concatenate(c) for c in zip(*cols, strict=True))
-    # A pair listed from both ends keeps one entry, written with i < j; a mirror is its own inverse,
-    # so swapping the two images keeps the flip index.
+    # A pair listed from both ends keeps one entry, written with i < j: the end with the higher corr (with
+    # `query` the two ends compare different views); a mirror is its own inverse, so swapping the two
+    # images keeps the flip index.
     lo, hi = np.minimum(i, j), np.maximum(i, j)
-    _, first = np.unique(lo * n + hi, return_index=True)
+    order = np.lexsort((-corr, lo * n + hi))
+    _, first = np.unique((lo * n + hi)[order], return_index=True)
+    first = order[first]
     return lo[first], hi[first], corr[first], flip[first]
 
 
