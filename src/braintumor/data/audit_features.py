@@ -65,7 +65,7 @@ class Fingerprints:
 def unit_features(crops: np.ndarray) -> np.ndarray:
     """(N, FEATURE_SIDE**2) float32 rows of unit norm: mean-centred FEATURE_SIDE px thumbnails of (N, H, H)
     crops, so a dot product is the Pearson correlation (blind to brightness and contrast scaling)."""
-    x = area_thumbnails(np.ascontiguousarray(crops), FEATURE_SIDE).reshape(len(crops), FEATURE_SIDE * FEATURE_SIDE)
+    x = area_thumbnails(crops, FEATURE_SIDE).reshape(len(crops), FEATURE_SIDE * FEATURE_SIDE)
     x -= x.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     # A constant image has no structure to correlate; a zero row matches nothing (hashes still do).

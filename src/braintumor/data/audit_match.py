@@ -149,6 +149,12 @@ def parity_parts(feats: np.ndarray, side: int) -> list[np.ndarray]:
     return parts
 
 
+def oriented_products(pp, pm, mp, mm):
+    """(as is, mirrored left-right, mirrored top-bottom): the dot products of X, HX, VX with Y, from the
+    products of their parity parts (see `parity_parts`); arrays of any matching shape."""
+    return pp + pm + mp + mm, pp + pm - mp - mm, pp - pm + mp - mm
+
+
 def candidate_pairs(feats: np.ndarray, side: int, gate: float, chunk: int | None = None) -> tuple[np.ndarray, ...]:
     """All pairs i < j whose best-orientation correlation is >= gate: (i, j, corr, flip index).
 
@@ -166,7 +172,7 @@ def candidate_pairs(feats: np.ndarray, side: int, gate: float, chunk: int | None
         e = min(n, s + chunk)
         # Rows s..e against columns s..n only: the lower triangle repeats the upper one.
         pp, pm, mp, mm = (p[s:e] @ p[s:].T for p in parts)
-        same, hflip, vflip = pp + pm + mp + mm, pp + pm - mp - mm, pp - pm + mp - mm
+        same, hflip, vflip = oriented_products(pp, pm, mp, mm)
         best = np.maximum(np.maximum(same, hflip), vflip)
         best[np.tril_indices(e - s, m=n - s)] = -np.inf  # keep j > i
         best = _keep_top(best, MAX_PER_IMAGE, gate)
@@ -204,7 +210,7 @@ def nearest_pairs(
         e = min(n, s + chunk)
         pp, pm, mp, mm = (r[s:e] @ p.T for r, p in zip(rows_parts, parts, strict=True))
         # As in candidate_pairs: all three orientations of row image s+r against every column image.
-        same, hflip, vflip = pp + pm + mp + mm, pp + pm - mp - mm, pp - pm + mp - mm
+        same, hflip, vflip = oriented_products(pp, pm, mp, mm)
         best = np.maximum(np.maximum(same, hflip), vflip)
         best[np.arange(e - s), np.arange(s, e)] = -np.inf
         best[:, ~live] = -np.inf
@@ -305,13 +311,12 @@ def _pair_corrs(feats: np.ndarray, i: np.ndarray, j: np.ndarray, flip: np.ndarra
     """(corr in orientation flip, corr unmirrored) of pairs (i[k] mirrored by flip[k], j[k]), from the
     features' parity parts (see `parity_parts`), in chunks."""
     parts = parity_parts(feats, FEATURE_SIDE)
-    signs = np.array([[1, 1, 1, 1], [1, 1, -1, -1], [1, -1, 1, -1]], np.float32)  # FLIPS order, as there
     out = np.zeros((2, len(i)), np.float32)
     for s in range(0, len(i), chunk):
         a, b = i[s : s + chunk], j[s : s + chunk]
-        dots = np.stack([np.einsum("nd,nd->n", p[a], p[b]) for p in parts], axis=1)  # (m, 4): pp, pm, mp, mm
-        out[0, s : s + chunk] = (dots * signs[flip[s : s + chunk]]).sum(1)
-        out[1, s : s + chunk] = dots.sum(1)
+        views = oriented_products(*(np.einsum("nd,nd->n", p[a], p[b]) for p in parts))  # in FLIPS order
+        out[0, s : s + chunk] = np.choose(flip[s : s + chunk], views)
+        out[1, s : s + chunk] = views[0]
     return out[0], out[1]
 
 
