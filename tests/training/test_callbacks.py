@@ -28,7 +28,7 @@ def _fit(data: Path, tmp: Path, epochs: int, out: str, resume: bool = False) -> 
         resume=resume,
     )
     fit(cfg, progress=False)
-    return torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return torch.load(Path(cfg.out) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
 
 
 def _weights(state: dict) -> dict[str, torch.Tensor]:

@@ -121,7 +121,7 @@ def test_init_from_refuses_another_architecture_or_class_set(square_data: Path, 
 
 
 def _ckpt(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _best_state(callbacks: dict) -> dict:

@@ -1,11 +1,13 @@
-"""Callbacks beyond Lightning's own: two-stage fine-tuning and a per-rank weights fingerprint."""
+"""Callbacks beyond Lightning's own: two-stage fine-tuning, a per-rank weights fingerprint, RNG state."""
 
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -74,3 +76,32 @@ class WeightsFingerprint(L.Callback):
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / f"rank{trainer.global_rank}.txt").write_text(digest.hexdigest() + "\n")
+
+
+class RandomState(L.Callback):
+    """Stores the random generators' state (Python, NumPy, torch CPU and CUDA) in every checkpoint.
+
+    Lightning restores weights, optimiser, schedulers and loop counters on `--resume`, but not the
+    generators that shuffle batches, seed worker processes and draw augmentations: without them a resumed
+    run replays epoch 0's draws and ends with other weights than an uninterrupted one. The state is kept
+    as tensors, ints and tuples, so the checkpoint still loads with `torch.load(weights_only=True)`.
+    """
+
+    def state_dict(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {
+            "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        random.setstate(state_dict["python"])
+        kind, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

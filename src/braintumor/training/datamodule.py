@@ -180,7 +180,10 @@ class ScanDataModule(L.LightningDataModule):
             batch_size=self.cfg.batch_size,
             shuffle=shuffle,
             num_workers=workers,
-            persistent_workers=workers > 0,
+            # Training workers start afresh each epoch and take their seeds from the main process's torch
+            # RNG, which `RandomState` restores on --resume: persistent ones would keep the seeds of the
+            # epoch they started in, so a resumed run would augment differently from an uninterrupted one.
+            persistent_workers=workers > 0 and not shuffle,
             drop_last=shuffle and len(dataset) > self.cfg.batch_size,
         )
 

@@ -20,7 +20,7 @@ from braintumor.evaluation.metrics import calibrated_summary
 from braintumor.inference.tta import with_tta
 from braintumor.models import model_info
 from braintumor.models.checkpoint import save_checkpoint
-from braintumor.training.callbacks import FreezeBackbone, WeightsFingerprint
+from braintumor.training.callbacks import FreezeBackbone, RandomState, WeightsFingerprint
 from braintumor.training.config import TrainConfig
 from braintumor.training.datamodule import PreparedData, ScanDataModule, inverse_frequency, normalization
 from braintumor.training.module import SPLIT_FIELDS, ClassifierModule
@@ -43,6 +43,7 @@ def build_trainer(cfg: TrainConfig, out: Path, progress: bool = True) -> L.Train
         EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.early_stop_patience),
         LearningRateMonitor(logging_interval="epoch"),
         WeightsFingerprint(out / "fingerprints"),
+        RandomState(),
     ]
     if cfg.freeze_epochs > 0:
         callbacks.append(FreezeBackbone(cfg.freeze_epochs, cfg.finetune_lr_factor))
@@ -144,6 +145,35 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
         )
 
 
+def resume_epoch(last: Path) -> int:
+    """The last finished epoch stored in a Lightning checkpoint, read without unpickling code.
+
+    `weights_only=True` loads tensors, numbers and containers only: a `last.ckpt` planted in a run folder
+    cannot run code when the run is resumed.
+
+    Raises:
+        ValueError: the file is truncated or damaged, holds Python objects, or is not a training checkpoint.
+    """
+    import pickle
+    import zipfile
+
+    try:
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{last}: refused: the checkpoint holds Python objects beyond tensors and numbers, which could run "
+            "code; braintumor's checkpoints never do. Delete it, or start a new run with another --out"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{last}: cannot be read as a checkpoint; it is truncated or damaged ({type(exc).__name__}). "
+            "Resume from checkpoints/best.ckpt by copying it over last.ckpt, or start a new run with another --out"
+        ) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("epoch"), int):
+        raise ValueError(f"{last}: not a Lightning training checkpoint (no epoch counter)")
+    return checkpoint["epoch"]
+
+
 def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train per `cfg`; returns the run folder (checkpoint in OUT/model.safetensors + model.json)."""
     out = Path(cfg.out)
@@ -164,6 +194,7 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
         test_samples(discover(cfg.test_dir))
     if cfg.resume:
         _check_resume(cfg, out)
+        resume_epoch(last)  # a damaged or foreign checkpoint is refused before any scan is read
     L.seed_everything(cfg.seed, workers=True)
     dm = ScanDataModule(cfg, progress=progress)
     data = dm.prepare()
@@ -175,9 +206,8 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     _write_data_report(out, data)
     trainer = build_trainer(cfg, out, progress)
     if cfg.resume:
-        finished = torch.load(last, map_location="cpu", weights_only=False)["epoch"]  # our own Lightning checkpoint
-        print(f"resuming at epoch {finished + 1} from {last}", flush=True)
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if cfg.resume else None)
+        print(f"resuming at epoch {resume_epoch(last) + 1} from {last}", flush=True)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
     if trainer.global_rank == 0:
         dm.setup("validate")
         _export(cfg, out, module, dm, trainer.checkpoint_callback.best_model_path)
