@@ -48,6 +48,15 @@ def test_dicom_rescale_then_window(dicom_bytes):
     assert px[20, 20] == pytest.approx((-100 - 899.5) / 2000 + 0.5)
 
 
+@pytest.mark.parametrize(("center", "width"), [("nan", "400"), ("40", "nan"), ("inf", "400"), ("40", "-inf")])
+def test_dicom_window_that_is_not_a_number_falls_back_to_min_max(dicom_bytes, center: str, width: str) -> None:
+    # a scanner export with WindowCenter "nan" once gave an all-NaN slice, trained on as a black image
+    scan = read_scan(dicom_bytes(corner_pattern(), WindowCenter=center, WindowWidth=width), name="w.dcm")
+    assert np.isfinite(scan.pixels).all()
+    assert scan.extra["intensity"] == "min-max"
+    assert scan.pixels[0, 0] == 1.0 and scan.pixels[20, 20] == 0.0
+
+
 def test_dicom_window_clips_and_linear_exact(dicom_bytes):
     data = dicom_bytes(corner_pattern(), WindowCenter=250, WindowWidth=500, VOILUTFunction="LINEAR_EXACT")
     px = read_scan(data).pixels

@@ -9,6 +9,7 @@ overrides the top-level one. Colour frames become ITU-R 601-2 luma scaled by the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,6 +55,7 @@ def frame_to_unit(ds: Dataset, index: int, label: str) -> tuple[np.ndarray, str]
         out, how = arr @ _LUMA / (2 ** int(ds.BitsStored) - 1), "colour"
     else:
         raise ScanReadError(label, f"DICOM photometric interpretation {photometric[:16]!r} is not supported")
+    check_finite(label, out)  # whatever a lookup table or colour map made of the values
     return np.clip(out, 0.0, 1.0).astype(np.float32), how
 
 
@@ -113,7 +115,19 @@ def _window(values: np.ndarray, tf: Dataset) -> np.ndarray | None:
     for key in ("WindowCenter", "WindowWidth", "VOILUTFunction"):
         if key in tf:
             unit.add(tf[key])
+    # a centre or width of "nan" or "inf" (seen in exports) windows every pixel to NaN or to one value
+    if not all(np.isfinite(_numbers(unit[key].value)).all() for key in ("WindowCenter", "WindowWidth")):
+        return None
     try:
         return apply_windowing(values, unit)
     except (ValueError, TypeError):  # e.g. width < 1: fall back to min-max rather than refuse the scan
         return None
+
+
+def _numbers(value: object) -> np.ndarray:
+    """A DICOM decimal string value (one or several) as floats; text that is no number becomes NaN."""
+    items = value if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else [value]
+    try:
+        return np.array([float(v) for v in items], dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([np.nan])
