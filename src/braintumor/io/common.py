@@ -16,6 +16,11 @@ MIN_SIDE = 32  # px; smaller planes are icons or thumbnails, not scans a model c
 MAX_PIXELS = 100_000_000  # px per plane; above this a file is treated as a decompression bomb
 MAX_VOXELS = 2**28  # voxels in one volume (about 268 M, 1 GiB as float32): a 512x512x1024 CT fits
 MAX_FILE_BYTES = 4 * 2**30  # a file larger than this is not read into memory at all
+# Bytes that decoding one file may allocate (decoded pixels, the decoder's working copies, the output), estimated
+# from the header before any pixel is decoded. The one budget of the CLI, the data tools and the server: a
+# small compressed file that would decode to gigabytes (a 389 KB 9999x9999 PNG, a 131 KB deflated 8192^2
+# DICOM) is refused, not decoded. A 2048x2048 scan costs about 100 MB; a NIfTI slice is read lazily.
+MEMORY_BUDGET = 512 * 2**20
 
 SliceChoice = Literal["middle", "all"] | int
 
@@ -34,6 +39,20 @@ def check_plane(label: str, width: int, height: int) -> None:
         mp, limit = width * height / 1e6, MAX_PIXELS // 1_000_000
         raise ScanReadError(
             label, f"image is {width}x{height} px ({mp:.0f} megapixels), over the {limit}-megapixel limit"
+        )
+
+
+def check_budget(label: str, cost: int, what: str) -> None:
+    """Refuse work whose estimated memory `cost` (bytes) exceeds `MEMORY_BUDGET`.
+
+    Raises:
+        ScanReadError: naming the estimate, the budget and `what` would have needed it.
+    """
+    if cost > MEMORY_BUDGET:
+        raise ScanReadError(
+            label,
+            f"{what} would need about {cost / 2**20:,.0f} MB of memory, over the {MEMORY_BUDGET // 2**20} MB "
+            "budget per file (decompression bomb, or a scan far larger than MRI slices are)",
         )
 
 

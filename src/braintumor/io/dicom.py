@@ -20,7 +20,7 @@ import zlib
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from braintumor.io.common import MAX_VOXELS, SliceChoice, check_plane, check_volume, pick_indices
+from braintumor.io.common import MEMORY_BUDGET, SliceChoice, check_budget, check_plane, check_volume, pick_indices
 from braintumor.io.dicom_pixels import frame_to_unit
 from braintumor.io.types import Scan, ScanReadError
 
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _DEFLATED = b"1.2.840.10008.1.2.1.99"
-_INFLATE_LIMIT = MAX_VOXELS * 4 + 2**20  # the largest allowed volume as float32, plus room for the header
+_INFLATE_LIMIT = MEMORY_BUDGET  # a deflated dataset is inflated whole, before any frame is decoded
+_WORK_BYTES = 24  # per pixel of the frame being decoded: stored values and pydicom's float64 copies
 _DECODING: ContextVar[bool] = ContextVar("braintumor_dicom_decoding", default=False)
 
 
@@ -98,7 +99,11 @@ def _parse(data: bytes, label: str) -> Dataset:
 def _decode(ds: Dataset, label: str, which: SliceChoice) -> list[Scan]:
     rows, cols, frames = _dimensions(ds, label)
     check_plane(label, cols, rows)
-    check_volume(label, (frames, rows, cols, int(ds.get("SamplesPerPixel") or 1)))
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    check_volume(label, (frames, rows, cols, samples))
+    count = len(pick_indices(label, frames, which))
+    # per decoded frame: the stored values, float64 working copies (LUT, window), the float32 output
+    check_budget(label, rows * cols * samples * (_WORK_BYTES + 4 * count), "decoding this DICOM")
     _require_decoder(ds, label)
     _check_length(ds, label)
     extra, spacing = _technical_extra(ds, frames), _spacing(ds)

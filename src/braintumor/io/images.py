@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from braintumor.io.common import MAX_PIXELS, SliceChoice, check_finite, check_plane, pick_indices
+from braintumor.io.common import MAX_PIXELS, SliceChoice, check_budget, check_finite, check_plane, pick_indices
 from braintumor.io.types import Scan, ScanReadError
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "bmp": "BMP", "tiff": "TIFF", "webp": "WEBP"}
@@ -21,6 +21,7 @@ _GRAY16 = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
 _TO_LUMA = ("1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr")
 _SUPPORTED = (*_GRAY16, "I", "F", *_ALPHA, *_TO_LUMA)
+_WORK_BYTES = 12  # per pixel beyond Pillow's own storage: conversion to luma, alpha compositing, the array
 
 
 def decode_image(data: bytes, label: str, fmt: str, which: SliceChoice, reduce_to: int | None = None) -> list[Scan]:
@@ -89,6 +90,7 @@ def _decode_page(im: Image.Image, label: str, fmt: str, reduce_to: int | None, p
         except Exception as exc:
             raise ScanReadError(label, f"corrupt {name} page {page} ({_short(exc)})") from exc
     check_plane(label, *im.size)  # before decoding: a bomb or a thumbnail is refused from the header
+    check_budget(label, im.size[0] * im.size[1] * (_stored_bytes(im.mode) + _WORK_BYTES), f"decoding this {name}")
     if im.mode not in _SUPPORTED:
         raise ScanReadError(label, f"unsupported image mode {im.mode!r}; save the scan as grayscale or RGB")
     if reduce_to and fmt == "jpeg":
@@ -105,6 +107,13 @@ def _decode_page(im: Image.Image, label: str, fmt: str, reduce_to: int | None, p
         raise ScanReadError(label, f"corrupt {name} pixel data ({_short(exc)})") from exc
     check_finite(label, pixels)
     return pixels
+
+
+def _stored_bytes(mode: str) -> int:
+    """Bytes per pixel Pillow allocates for `mode` (multi-band modes are stored 4 bytes a pixel)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode in _GRAY16 else 4
 
 
 def _check_complete(data: bytes, label: str, fmt: str) -> None:

@@ -22,15 +22,27 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.io.common import MAX_FILE_BYTES, SliceChoice, check_plane, check_volume, pick_indices
+from braintumor.io.common import (
+    MAX_FILE_BYTES,
+    SliceChoice,
+    check_budget,
+    check_plane,
+    check_volume,
+    pick_indices,
+)
 from braintumor.io.sniff import nifti_version
 from braintumor.io.types import Scan, ScanReadError
 
 _HEAD = 540  # bytes: enough for a NIfTI-2 header, more than a NIfTI-1 one (348)
+_CHUNK = 2**24  # bytes decompressed at a time while checking a .nii.gz
 
 
 def decode_nifti(data: bytes, label: str, which: SliceChoice) -> list[Scan]:
     """Decode the selected axial slice(s) of a .nii or gzip-compressed .nii.gz file.
+
+    One slice is read lazily (nibabel's array proxy reads just its bytes, decompressing a .nii.gz as a
+    stream), so a large or hostile volume costs the memory of one slice; all slices cost the volume,
+    within `MEMORY_BUDGET`.
 
     Raises:
         ScanReadError: corrupt or truncated header, data or gzip stream; NaN/inf values; limits broken.
@@ -39,26 +51,52 @@ def decode_nifti(data: bytes, label: str, which: SliceChoice) -> list[Scan]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            raw = _gunzip(data, label) if data[:2] == b"\x1f\x8b" else data
-            return _decode(raw, label, which)
+            return _decode(_open(data, label), label, which)
         except ScanReadError:
             raise
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ScanReadError(label, f"corrupt or truncated gzip data ({type(exc).__name__}: {exc})") from None
         except Exception as exc:  # the boundary: no nibabel/numpy exception type escapes
             raise ScanReadError(label, f"corrupt NIfTI file ({type(exc).__name__}: {str(exc)[:120]})") from exc
 
 
-def _gunzip(data: bytes, label: str) -> bytes:
-    """Decompress only as many bytes as the NIfTI header says the file holds (a gzip bomb stops there)."""
+def _open(data: bytes, label: str) -> Any:
+    """The NIfTI image with its data left in the file (an array proxy), after the header and size checks."""
+    if data[:2] != b"\x1f\x8b":
+        need = _required_bytes(data[:_HEAD], label)
+        if len(data) < need:
+            raise ScanReadError(
+                label, f"truncated NIfTI file: the header promises {need} bytes, the data has {len(data)}"
+            )
+        return _header_class(nifti_version(data)).from_bytes(data)
+    head = _check_gzip(data, label)
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data))  # seeks by decompressing: memory stays one buffer
+    cls = _header_class(nifti_version(head))
+    return cls.from_file_map(cls.make_file_map({"image": stream, "header": stream}))
+
+
+def _check_gzip(data: bytes, label: str) -> bytes:
+    """Stream through the compressed data, keeping nothing, to find a truncated or damaged file up front.
+
+    Only as many bytes as the header promises are decompressed (a gzip bomb stops there); one byte beyond
+    them reaches the end of the stream, so gzip also verifies its CRC. Returns the header bytes.
+    """
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
             head = gz.read(_HEAD)
             if not nifti_version(head):
                 raise ScanReadError(label, "gzip-compressed file that does not contain a NIfTI volume")
-            need = _required_bytes(head, label)
-            # One byte beyond `need` reaches the end of the stream, so gzip also verifies its CRC.
-            return head + gz.read(max(0, need + 1 - len(head)))
+            need, got = _required_bytes(head, label), len(head)
+            while got <= need:
+                chunk = gz.read(min(_CHUNK, need + 1 - got))
+                if not chunk:
+                    break
+                got += len(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         raise ScanReadError(label, f"corrupt or truncated gzip data ({type(exc).__name__}: {exc})") from None
+    if got < need:
+        raise ScanReadError(label, f"truncated NIfTI file: the header promises {need} bytes, the data has {got}")
+    return head
 
 
 def _header_class(version: int) -> Any:
@@ -90,46 +128,59 @@ def _required_bytes(head: bytes, label: str) -> int:
     return need
 
 
-def _decode(raw: bytes, label: str, which: SliceChoice) -> list[Scan]:
+def _decode(img: Any, label: str, which: SliceChoice) -> list[Scan]:
     import nibabel as nib
 
-    need = _required_bytes(raw[:_HEAD], label)
-    if len(raw) < need:
-        raise ScanReadError(label, f"truncated NIfTI file: the header promises {need} bytes, the data has {len(raw)}")
-    img = _header_class(nifti_version(raw)).from_bytes(raw)
     volume = _first_volume(img)
     try:
-        canonical = nib.as_closest_canonical(volume)
+        ornt = nib.io_orientation(volume.affine)  # per stored axis: the RAS axis it runs along, and its sense
     except Exception:
         raise ScanReadError(label, "NIfTI orientation (affine) is invalid; cannot find the axial plane") from None
-    nx, ny, nz = canonical.shape
+    axis = int(np.flatnonzero(ornt[:, 0] == 2)[0])  # the stored axis that runs inferior-superior
+    nx, ny, nz = (volume.shape[int(np.flatnonzero(ornt[:, 0] == j)[0])] for j in range(3))
     check_plane(label, nx, ny)
-    data = canonical.get_fdata(dtype=np.float32)
-    if not np.isfinite(data).all():
-        raise ScanReadError(label, "NIfTI volume contains NaN or infinite values")
-    zooms = canonical.header.get_zooms()
+    itemsize = volume.get_data_dtype().itemsize
+    if which == "all":
+        check_budget(label, nx * ny * nz * (itemsize + 4), "decoding every slice of this NIfTI volume")
+        canonical = nib.as_closest_canonical(volume)
+        indices, planes = pick_indices(label, nz, which), None
+    else:
+        k = pick_indices(label, nz, which)[0]
+        stored = k if ornt[axis, 1] > 0 else nz - 1 - k
+        # the last stored axis is one contiguous slab; a slice across another axis may read the whole volume
+        cost = nx * ny * (itemsize + 8) if axis == 2 else nx * ny * nz * itemsize
+        check_budget(label, cost, "reading one slice of this NIfTI volume")
+        one = tuple(slice(stored, stored + 1) if i == axis else slice(None) for i in range(3))
+        canonical = nib.as_closest_canonical(volume.slicer[one])
+        indices, planes = [k], [0]
     extra = {
         "stored_orientation": "".join(str(c) for c in nib.aff2axcodes(img.affine)),
         "volume_shape": (nx, ny, nz),
-        "nifti_version": nifti_version(raw),
+        "nifti_version": 1 if isinstance(img, nib.Nifti1Image) else 2,
     }
-    return [
-        Scan(
-            pixels=np.ascontiguousarray(data[:, :, k].T[::-1, ::-1]),  # radiological display, see module doc
-            source=label,
-            format="nifti",
-            mode="volume",
-            slice_index=k,
-            num_slices=nz,
-            spacing=_spacing(zooms),
-            extra=extra,
+    spacing = _spacing(canonical.header.get_zooms())
+    scans = []
+    for k, plane in zip(indices, planes or indices, strict=True):
+        pixels = np.asarray(canonical.dataobj[:, :, plane], dtype=np.float32)
+        if not np.isfinite(pixels).all():
+            raise ScanReadError(label, "NIfTI volume contains NaN or infinite values")
+        scans.append(
+            Scan(
+                pixels=np.ascontiguousarray(pixels.T[::-1, ::-1]),  # radiological display, see module doc
+                source=label,
+                format="nifti",
+                mode="volume",
+                slice_index=k,
+                num_slices=nz,
+                spacing=spacing,
+                extra=extra,
+            )
         )
-        for k in pick_indices(label, nz, which)
-    ]
+    return scans
 
 
 def _first_volume(img: Any) -> Any:
-    """The first 3-D volume, as an image nibabel can reorient (2-D data becomes one slice)."""
+    """The first 3-D volume, as an image nibabel can reorient (2-D data becomes one slice); data left in the file."""
     if img.ndim == 2:
         return type(img)(np.asanyarray(img.dataobj)[:, :, None], img.affine)
     if img.ndim == 3:
