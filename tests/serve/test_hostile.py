@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import socket
 import struct
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
@@ -225,37 +228,71 @@ def test_concurrent_requests_all_succeed(server, samples_dir: Path) -> None:
     assert codes == [200] * 16
 
 
-def test_uploads_in_progress_count_towards_the_queue_limit(serve_factory, tiny_checkpoint: Path, samples_dir: Path):
-    # A request is admitted before its body is read, so slow uploads cannot pile up memory without limit:
-    # with concurrency 1 and max_queue 1, two half-sent uploads fill the service and a third gets 503 at once.
-    import socket
-    import time
-    from urllib.parse import urlparse
+def _slow_upload(url: str, declared: int = 1_000_000) -> socket.socket:
+    """A client that sends the headers and the first boundary of a large upload, then nothing more."""
+    parts = urlparse(url)
+    s = socket.create_connection((parts.hostname, parts.port))
+    s.sendall(
+        b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=BB\r\n"
+        b"Content-Length: %d\r\n\r\n--BB\r\n" % declared
+    )
+    return s
 
-    server = serve_factory(ServeSettings(model=str(tiny_checkpoint), concurrency=1, max_queue=1))
-    host, port = urlparse(server.url).hostname, urlparse(server.url).port
-    slow = []
-    for _ in range(2):
-        s = socket.create_connection((host, port))
-        s.sendall(
-            b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=BB\r\n"
-            b"Content-Length: 1000000\r\n\r\n--BB\r\n"
-        )
-        slow.append(s)
+
+def test_slow_clients_neither_lock_out_whole_requests_nor_stay_forever(
+    serve_factory, tiny_checkpoint: Path, samples_dir: Path
+) -> None:
+    # 18 connections trickling bytes once made every predict 503 for as long as they kept sending
+    settings = ServeSettings(model=str(tiny_checkpoint), concurrency=1, max_queue=1, upload_timeout=3)
+    server = serve_factory(settings)
+    started = time.monotonic()
+    slow = [_slow_upload(server.url) for _ in range(18)]
     jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        deadline = time.monotonic() + 10
-        while True:  # the two slow requests are admitted as soon as the server has read their headers
-            r = c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])
-            if r.status_code == 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert r.status_code == 503 and "busy" in r.json()["detail"]
-        assert c.get("/api/v1/health").status_code == 200  # health is never queued
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            time.sleep(0.5)  # the server has read the slow requests' headers
+            for s in slow[:6]:
+                s.sendall(b"C")  # still sending, a byte at a time
+            for _ in range(3):
+                r = c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])
+                assert r.status_code == 200, r.text
+        for s in slow:  # each slow upload is answered 408 when its time is up, and its connection closed
+            s.settimeout(30)
+            answer = b""
+            while chunk := s.recv(65536):  # until the server closes the connection
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert b"longer than 3 s" in answer
+        assert time.monotonic() - started < 20
+    finally:
         for s in slow:
             s.close()
-        deadline = time.monotonic() + 10
-        while (r := c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])).status_code == 503:
-            assert time.monotonic() < deadline, "places were not given back after the clients left"
-            time.sleep(0.1)
-        assert r.status_code == 200
+
+
+def test_bytes_being_received_are_bounded_for_all_uploads_together(
+    serve_factory, tiny_checkpoint: Path, samples_dir: Path
+) -> None:
+    mb = 2**20
+    settings = ServeSettings(
+        model=str(tiny_checkpoint), max_file_bytes=mb, max_request_bytes=mb, max_buffered_bytes=mb, upload_timeout=20
+    )
+    server = serve_factory(settings)
+    holding = _slow_upload(server.url, declared=mb)
+    holding.sendall(b'Content-Disposition: form-data; name="files"; filename="x.jpg"\r\n\r\n' + bytes(1_040_000))
+    jpeg = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    assert len(jpeg) > 9_000  # with 1,040,000 bytes held, this one does not fit in the 1 MiB being received
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            deadline = time.monotonic() + 10
+            while (r := c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])).status_code != 503:
+                assert time.monotonic() < deadline, "the held bytes never counted"
+                time.sleep(0.1)
+            assert "receiving too many uploads" in r.json()["detail"]
+            assert c.get("/api/v1/health").status_code == 200  # health is never queued
+            holding.close()
+            deadline = time.monotonic() + 10
+            while (r := c.post("/api/v1/predict", files=[("files", ("a.jpg", jpeg, "image/jpeg"))])).status_code != 200:
+                assert time.monotonic() < deadline, "the bytes were not given back after the client left"
+                time.sleep(0.1)
+    finally:
+        holding.close()

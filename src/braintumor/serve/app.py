@@ -126,7 +126,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "files": exc.files}, status_code=exc.status)
+        # the body of a too slow or too large upload was not read to its end: the connection cannot be reused
+        headers = {"Connection": "close"} if exc.status in (408, 413) else None
+        return JSONResponse({"detail": exc.message, "files": exc.files}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -22,11 +22,11 @@ from braintumor.serve.schemas import (
 )
 from braintumor.serve.security import require_token
 from braintumor.serve.service import ServiceDep
-from braintumor.serve.uploads import ApiError, read_uploads
+from braintumor.serve.uploads import ApiError
 
 
 def _multipart(field: str, many: bool) -> dict:
-    """OpenAPI request body of an upload endpoint (the body is parsed by `read_uploads`, not by FastAPI)."""
+    """OpenAPI request body of an upload endpoint (the body is parsed by `Service.receive`, not by FastAPI)."""
     item = {"type": "string", "format": "binary"}
     schema = {"type": "array", "items": item} if many else item
     body = {"type": "object", "required": [field], "properties": {field: schema}}
@@ -38,7 +38,7 @@ def _errors(*codes: int) -> dict:
     return {code: {"model": ErrorOut} for code in codes}
 
 
-_UPLOAD_ERRORS = (400, 413, 415, 422, 503)  # malformed, too large, not multipart, unreadable, busy
+_UPLOAD_ERRORS = (400, 408, 413, 415, 422, 503)  # malformed, too slow, too large, not multipart, unreadable, busy
 
 public = APIRouter(prefix="/api/v1", tags=["service"])
 api = APIRouter(prefix="/api/v1", tags=["prediction"], dependencies=[Depends(require_token)], responses=_errors(401))
@@ -64,8 +64,8 @@ async def predict(request: Request, service: ServiceDep) -> PredictResponse:
     `error`, a refused one (colour photo, blank, out-of-distribution) `in_distribution: false` and no label;
     when no file at all can be read the answer is 422.
     """
+    uploads = await service.receive(request)
     async with service.admitted():
-        uploads = await read_uploads(request, service.limits)
         predictions = await service.run(service.predict, uploads)
     if all(p.error for p in predictions):
         raise ApiError(422, "no uploaded file could be read as a scan", [p.to_dict() for p in predictions])
@@ -110,10 +110,10 @@ async def explain(
         )
     if service.predictor.checkpoint is None:  # an ONNX-only model has no gradients to compute a map with
         raise ApiError(501, "explanations need the PyTorch checkpoint; this server runs an ONNX file only")
+    uploads = await service.receive(request, fields=("file", "files"))
+    if len(uploads) != 1:
+        raise ApiError(400, "send exactly one file to explain")
     async with service.admitted():
-        uploads = await read_uploads(request, service.limits, fields=("file", "files"))
-        if len(uploads) != 1:
-            raise ApiError(400, "send exactly one file to explain")
         prediction, png = await service.run(service.explain, uploads[0], target, method, colorbar)
     if not png:
         reason = "the file could not be read" if prediction.error else "the image was refused"

@@ -2,9 +2,11 @@
 
 CPU work (decoding, preprocessing, the forward pass, Grad-CAM) runs in worker threads, at most
 `settings.concurrency` at once (an anyio CapacityLimiter), so the event loop keeps answering /health and
-new connections while scans are processed. A request is admitted before its body is read: beyond
-`concurrency + max_queue` requests in the service, the next gets 503 at once, so the uploads held in
-memory are bounded by that count times the request-size limit.
+new connections while scans are processed. Receiving a body is bounded in time (`upload_timeout`, then
+408) and in bytes held by all bodies being received (`max_buffered_bytes`, then 503); only a whole request
+is admitted, and beyond `concurrency + max_queue` whole requests the next gets 503 at once. So slow clients
+hold no place that a complete request needs, and memory is bounded by the buffered bytes plus the admitted
+requests times the request-size limit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fastapi import Depends, Request
 
 from braintumor.inference import Prediction, Predictor, read_input
 from braintumor.serve.settings import ServeSettings
-from braintumor.serve.uploads import ApiError, Upload, UploadLimits
+from braintumor.serve.uploads import ApiError, ByteBudget, Upload, UploadLimits, read_uploads
 
 T = TypeVar("T")
 
@@ -32,19 +34,34 @@ class Service:
     predictor: Predictor
     settings: ServeSettings
     limiter: anyio.CapacityLimiter = field(init=False)
-    active: int = 0  # admitted requests: reading their upload, waiting for a slot or being processed
+    budget: ByteBudget = field(init=False)  # bytes of bodies being received
+    active: int = 0  # admitted whole requests: waiting for a slot or being processed
 
     def __post_init__(self) -> None:
         self.limiter = anyio.CapacityLimiter(self.settings.concurrency)
+        self.budget = ByteBudget(self.settings.max_buffered_bytes)
 
     @property
     def limits(self) -> UploadLimits:
         s = self.settings
         return UploadLimits(s.max_file_bytes, s.max_request_bytes, s.max_files)
 
+    async def receive(self, request: Request, fields: tuple[str, ...] = ("files", "file")) -> list[Upload]:
+        """The uploaded files, read within `upload_timeout` seconds and the shared byte budget.
+
+        Raises:
+            ApiError: 408 when the body takes longer, and whatever `read_uploads` refuses.
+        """
+        timeout = self.settings.upload_timeout
+        try:
+            with anyio.fail_after(timeout):
+                return await read_uploads(request, self.limits, self.budget, fields)
+        except TimeoutError:
+            raise ApiError(408, f"the upload took longer than {timeout:g} s; send the scans again") from None
+
     @asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
-        """Hold one of the `concurrency + max_queue` places for a whole request; 503 when none is free."""
+        """Hold one of the `concurrency + max_queue` places for a received request; 503 when none is free."""
         if self.active >= self.settings.concurrency + self.settings.max_queue:
             raise ApiError(503, "the server is busy; retry in a few seconds")
         self.active += 1

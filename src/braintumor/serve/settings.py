@@ -22,7 +22,9 @@ class ServeSettings:
     max_request_bytes: int = 64 * 2**20  # per request body, all files together
     max_files: int = 16  # files per request
     concurrency: int = 2  # requests decoded and predicted at once (threads); 1-MAX_CONCURRENCY
-    max_queue: int = 16  # requests admitted beyond `concurrency` (reading or waiting); more get 503 at once
+    max_queue: int = 16  # whole requests waiting beyond `concurrency`; more get 503 at once
+    upload_timeout: float = 60.0  # s; a request body must arrive within this, or 408 (slow clients hold nothing)
+    max_buffered_bytes: int = 256 * 2**20  # request bodies being received, all together; beyond: 503
     threads: int | None = None  # intra-op threads of the model; None: one per core
     batch_size: int = 16  # scans per forward pass within one request
     max_side: int = 2048  # px; a larger decoded scan is shrunk to this first, so memory per file is bounded
@@ -46,6 +48,10 @@ class ServeSettings:
             )
         if self.max_side < MIN_SIDE_LIMIT:
             raise ValueError(f"max_side must be at least {MIN_SIDE_LIMIT} px, got {self.max_side}")
+        if not 0 < self.upload_timeout < float("inf"):
+            raise ValueError(f"upload_timeout must be a positive number of seconds, got {self.upload_timeout}")
+        if self.max_request_bytes > self.max_buffered_bytes:
+            raise ValueError("the per-request upload limit cannot exceed the bytes buffered for all uploads")
         if self.max_file_bytes > self.max_request_bytes:
             raise ValueError("the per-file upload limit cannot exceed the per-request limit")
         if "*" in self.cors_origins and self.api_token:

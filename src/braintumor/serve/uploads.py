@@ -40,6 +40,26 @@ class UploadLimits:
 
 
 @dataclass
+class ByteBudget:
+    """Bytes of request bodies being received, all requests together (the event loop is one thread).
+
+    Bytes are counted as they arrive, not as a Content-Length promises them, so a client that trickles a
+    byte at a time holds next to nothing, and filling the budget takes really sending that much data.
+    """
+
+    limit: int
+    used: int = 0
+
+    def take(self, n: int) -> None:
+        if self.used + n > self.limit:
+            raise ApiError(503, "the server is receiving too many uploads at once; retry in a few seconds")
+        self.used += n
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+@dataclass
 class _Part:
     headers: dict[str, str] = field(default_factory=dict)
     data: bytearray = field(default_factory=bytearray)
@@ -125,13 +145,15 @@ def _boundary(request: Request) -> bytes:
 
 
 async def read_uploads(
-    request: Request, limits: UploadLimits, fields: tuple[str, ...] = ("files", "file")
+    request: Request, limits: UploadLimits, budget: ByteBudget, fields: tuple[str, ...] = ("files", "file")
 ) -> list[Upload]:
     """The files of a multipart/form-data request in form fields `fields`, in order.
 
+    The bytes held while reading count against `budget` until the body is complete.
+
     Raises:
         ApiError: 415 not multipart, 413 over a size or count limit, 400 malformed body, no file,
-            or a file name with a path.
+            or a file name with a path; 503 when `budget` is spent.
     """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
@@ -142,15 +164,18 @@ async def read_uploads(
     received = 0
     try:
         async for chunk in request.stream():
-            received += len(chunk)
-            if received > limits.max_request_bytes:
+            if received + len(chunk) > limits.max_request_bytes:
                 raise ApiError(413, f"request is larger than the {_mb(limits.max_request_bytes)} limit")
+            budget.take(len(chunk))
+            received += len(chunk)
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         raise ApiError(400, f"malformed multipart body ({str(exc)[:120]})") from None
     except ClientDisconnect:
         raise ApiError(400, "the client closed the connection before the upload was complete") from None
+    finally:
+        budget.give(received)
     if not collector.ended:
         raise ApiError(400, "malformed multipart body: it ends before the closing boundary")
     return _files(collector.parts, fields)
