@@ -15,3 +15,16 @@ CAM_METHODS = ("layercam", "gradcam", "gradcam++")
 # a Linux file name need not be valid UTF-8, and "surrogateescape" writes its bytes back unchanged, so a
 # list names exactly the file on disk and one odd name never stops a run.
 PATH_ERRORS = "surrogateescape"
+
+
+def shown_name(name: str) -> str:
+    """A file name as one line of valid UTF-8 text for people and JSON readers.
+
+    Bytes that are not UTF-8 (kept as surrogates by "surrogateescape") become `\\xNN`, and control
+    characters (a newline, an escape sequence) their Python escapes, so a crafted name can neither forge
+    an output line nor make the output undecodable. Lists meant for other tools keep the exact bytes.
+    """
+    text = name.encode("utf-8", PATH_ERRORS).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

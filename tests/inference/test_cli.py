@@ -31,7 +31,33 @@ def test_predict_json_one_object_per_input_and_error_lines(
     assert f"braintumor: error: {bad}:" in err
     assert "8 predicted, 0 refused, 1 unreadable of 9 file(s)" in err
     assert "README.md" not in out  # the samples folder's README is left out, and said so:
-    assert "left out 1 file(s) that are not scans" in err
+    assert f"{samples_dir / 'README.md'}: left out: not a scan file" in err
+
+
+def test_odd_file_names_give_valid_utf8_and_one_line_each(tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    scan = sorted(samples_dir.glob("glioma/*.jpg"))[0].read_bytes()
+    names = [b"bad\xff.jpg", b"two\nERROR    forged.jpg", b"ok.jpg"]
+    for name in names:
+        Path(os.fsdecode(os.fsencode(folder) + b"/" + name)).write_bytes(scan)
+    (folder / "anim.gif").write_bytes(b"GIF89a" + bytes(100))
+    base = [sys.executable, "-m", "braintumor.cli", "predict", str(folder), "--model", str(tiny_checkpoint), "--quiet"]
+    for fmt, rows in (("json", 3), ("table", 4)):
+        proc = subprocess.run([*base, "--format", fmt], capture_output=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = proc.stdout.decode("utf-8")  # valid UTF-8, whatever the names hold
+        lines = out.splitlines()
+        assert len(lines) == rows, out  # a newline in a name forges no line
+        if fmt == "json":
+            files = sorted(json.loads(line)["file"] for line in lines)
+            assert files == sorted(f"{folder}/{n}" for n in ("bad\\xff.jpg", "two\\nERROR    forged.jpg", "ok.jpg"))
+        err = proc.stderr.decode("utf-8")
+        assert f"{folder / 'anim.gif'}: left out: not a scan file" in err  # the skipped file is named
 
 
 def test_predict_csv_and_table(tiny_checkpoint: Path, samples_dir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
+from braintumor import shown_name
 from braintumor.inference.backends import cpu_count
 from braintumor.inference.inputs import ScanInput, read_input
 from braintumor.inference.output import PredictionWriter
@@ -70,10 +71,10 @@ def predict_files(
 def _count(summary: BatchSummary, pred: Prediction, err: TextIO) -> None:
     if pred.error:
         summary.errors += 1
-        tqdm.write(f"braintumor: error: {pred.file}: {pred.error}", file=err)
+        tqdm.write(f"braintumor: error: {shown_name(pred.file)}: {shown_name(pred.error)}", file=err)
     elif not pred.in_distribution:
         summary.refused += 1
-        tqdm.write(f"braintumor: refused: {pred.file}: {pred.note}", file=err)
+        tqdm.write(f"braintumor: refused: {shown_name(pred.file)}: {pred.note}", file=err)
     else:
         summary.predicted += 1
         if pred.caveat and pred.label:

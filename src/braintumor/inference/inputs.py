@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from braintumor import shown_name
 from braintumor.inference.gate import colour_refusal
 from braintumor.io import Scan, ScanReadError, find_scans, read_scan
 from braintumor.io.images import PIL_FORMATS
@@ -76,7 +77,7 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
 
     A file is taken as given (reading it reports any problem); a folder gives every scan file below it
     (by suffix, or by content for DICOM files without one); a glob pattern gives its matches. Returned
-    messages name the patterns and folders that gave nothing and the files inside folders that were
+    messages name the patterns and folders that gave nothing and each file inside a folder that was
     left out, so nothing is skipped silently.
     """
     files: list[Path] = []
@@ -86,8 +87,7 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
         if path.is_dir():
             found, others = find_scans(path, sniff_content=True)  # DICOM exports often have no suffix
             files += found
-            if others:
-                problems.append(f"{spec}: left out {len(others)} file(s) that are not scans (by name and content)")
+            problems += [f"{shown_name(str(o))}: left out: not a scan file (by name and content)" for o in others]
             if not found:
                 problems.append(f"{spec}: folder holds no scan files")
         elif path.exists() or not glob.has_magic(spec):

@@ -2,7 +2,8 @@
 
 Each writer prints rows as batches finish, so a long run shows results as it goes. JSON is one object per
 line per input, with the GUIDE's keys (file, label, probabilities, confidence, in_distribution, error)
-plus `ood_score`, `note` and `caveat`.
+plus `ood_score`, `note` and `caveat`. Table and JSON show file names as valid UTF-8 on one line
+(`shown_name`); CSV, a list for other tools, keeps a name's exact bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
+from braintumor import shown_name
 from braintumor.inference.predictor import Prediction
 
 FORMATS = ("table", "csv", "json")
@@ -33,7 +35,7 @@ class PredictionWriter:
             self._header_done = True
         for p in predictions:
             if self.fmt == "json":
-                self.stream.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+                self.stream.write(json.dumps({**p.to_dict(), "file": shown_name(p.file)}, ensure_ascii=False) + "\n")
             elif self._csv is not None:
                 self._csv.writerow(self._csv_row(p))
             else:
@@ -65,13 +67,14 @@ class PredictionWriter:
         ]
 
     def _table_row(self, p: Prediction) -> str:
+        name = shown_name(p.file)  # one row per file, whatever its name holds
         if p.error:
-            return f"{'ERROR':<14} {'':>6}  {p.error[:40]:<40} {p.file}"
+            return f"{'ERROR':<14} {'':>6}  {shown_name(p.error)[:40]:<40} {name}"
         if not p.in_distribution:
-            return f"{'REFUSED':<14} {'':>6}  {(p.note or '')[:40]:<40} {p.file}"
+            return f"{'REFUSED':<14} {'':>6}  {(p.note or '')[:40]:<40} {name}"
         top = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:3]
         probs = " ".join(f"{c}={v:.2f}" for c, v in top)
-        return f"{p.label:<14} {p.confidence:>6.3f}  {probs:<40} {p.file}"
+        return f"{p.label:<14} {p.confidence:>6.3f}  {probs:<40} {name}"
 
 
 def _num(value: float | None) -> str:
