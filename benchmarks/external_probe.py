@@ -38,11 +38,11 @@ from scipy.stats import binomtest
 
 from braintumor.cli import RELOCATE_HELP
 from braintumor.data.audit import run_audit
-from braintumor.evaluation.calibration import softmax
 from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import read_metadata
 from braintumor.models.default import resolve_model_path
+from braintumor.models.head import softmax
 from braintumor.training.calibrate import parse_relocations, relocated
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

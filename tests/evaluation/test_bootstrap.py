@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from braintumor.evaluation.bootstrap import BootstrapSettings, GroupResampler, bootstrap_ci, resample_indices
-from braintumor.evaluation.metrics import summary_metrics
+from braintumor.metrics.classification import summary_metrics
 
 
 def _data(n: int, seed: int = 0, k: int = 4) -> tuple[np.ndarray, np.ndarray]:

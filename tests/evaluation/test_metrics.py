@@ -17,8 +17,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from braintumor.evaluation.calibration import expected_calibration_error
-from braintumor.evaluation.metrics import brier_score, full_metrics, negative_log_likelihood, specificity_per_class
+from braintumor.metrics.calibration import expected_calibration_error
+from braintumor.metrics.classification import brier_score, full_metrics, negative_log_likelihood, specificity_per_class
 
 # Hand-worked example: classes a, b, c with supports 3, 2, 1.
 LABELS = np.array([0, 0, 0, 1, 1, 2])

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from braintumor.evaluation import plots
-from braintumor.evaluation.metrics import full_metrics
+from braintumor.metrics.classification import full_metrics
 
 NAMES = ["glioma", "meningioma", "notumor"]
 

@@ -144,8 +144,8 @@ def test_export_fits_the_ood_check_from_a_dataset(
 
 
 def test_ood_threshold_split_keeps_duplicate_groups_together(tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path):
-    from braintumor.inference.ood_fit import fit_ood_on_dataset
     from braintumor.models import load_model
+    from braintumor.training.ood_fit import fit_ood_on_dataset
 
     data, rows = tmp_path / "data", ["path,group"]
     for scan in sorted(samples_dir.glob("*/*.jpg")):  # every scan and three near-copies: one group of 4

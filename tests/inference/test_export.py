@@ -10,11 +10,12 @@ import pytest
 
 from braintumor import DISCLAIMER
 from braintumor.data import discover
-from braintumor.inference import export_onnx, fit_ood, load_predictor, read_contract, read_input
+from braintumor.inference import export_onnx, load_predictor, read_contract, read_input
 from braintumor.inference.backends import OnnxBackend, TorchBackend
 from braintumor.inference.export import parity
 from braintumor.io import read_scan
 from braintumor.models import load_model
+from braintumor.training.ood_fit import fit_ood
 
 
 @pytest.fixture(scope="module")

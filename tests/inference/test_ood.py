@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from braintumor.data import Sample, discover
-from braintumor.inference import OODDetector, fit_ood, load_ood, load_predictor, ood_paths, read_input
-from braintumor.inference.ood import fit_from_features
+from braintumor.inference import load_predictor, read_input
 from braintumor.models import load_model
+from braintumor.models.ood import OODDetector, fit_from_features, load_ood, ood_paths
+from braintumor.training.ood_fit import fit_ood
 
 
 def test_score_is_distance_to_the_nearest_class_mean() -> None:
@@ -101,8 +102,8 @@ def test_fit_reports_unreadable_samples(model_copy: Path, samples_dir: Path, tmp
 def test_stats_layer_features_are_penultimate_then_channel_mean_and_std(tiny_checkpoint: Path) -> None:
     import torch
 
-    from braintumor.inference.backends import LogitsAndFeatures
-    from braintumor.inference.tta import with_tta
+    from braintumor.models.head import LogitsAndFeatures
+    from braintumor.models.tta import with_tta
 
     model = load_model(tiny_checkpoint).model.eval()
     x = torch.randn(3, 1, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -137,7 +138,7 @@ def test_stats_layer_features_are_penultimate_then_channel_mean_and_std(tiny_che
 def test_fit_with_a_stats_layer_is_recorded_and_used_when_loaded(
     model_copy: Path, samples_dir: Path, noise_png: bytes
 ) -> None:
-    from braintumor.inference.ood_fit import default_stats_layer
+    from braintumor.training.ood_fit import default_stats_layer
 
     assert default_stats_layer("efficientnet_lite0") == "blocks.5" and default_stats_layer("simple_cnn") is None
     assert default_stats_layer("not_a_model") is None

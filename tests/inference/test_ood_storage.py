@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from braintumor.inference.ood import _unpack_triu
+from braintumor.models.ood import _unpack_triu
 
 
 def test_upper_triangle_round_trip_restores_the_symmetric_matrix() -> None:

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from braintumor.inference import Predictor, load_predictor, read_input
-from braintumor.inference.backends import TorchBackend, final_linear
-from braintumor.inference.predictor import softmax
+from braintumor.inference.backends import TorchBackend
 from braintumor.io import read_scan
 from braintumor.models import load_model
+from braintumor.models.head import final_linear, softmax
 
 from .conftest import encode
 

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from braintumor.inference import OODDetector, export_onnx, load_predictor, read_contract
-from braintumor.inference.backends import TorchBackend, split_at_head
-from braintumor.inference.tta import FlipAverage, inference_model, tta_mode, with_tta
+from braintumor.inference import export_onnx, load_predictor, read_contract
+from braintumor.inference.backends import TorchBackend
 from braintumor.io import read_scan
 from braintumor.models import create_model, load_model, read_metadata, update_metadata
+from braintumor.models.head import split_at_head
+from braintumor.models.ood import OODDetector
+from braintumor.models.tta import FlipAverage, inference_model, tta_mode, with_tta
 
 
 def test_flip_average_is_the_mean_of_both_views_logits_and_features() -> None:

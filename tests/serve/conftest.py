@@ -51,8 +51,8 @@ class RunningServer:
 def ood_model(tiny_checkpoint: Path, samples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny checkpoint with an OOD detector fitted on the sample scans alone."""
     from braintumor.data import discover
-    from braintumor.inference import fit_ood
     from braintumor.models import load_model, update_metadata
+    from braintumor.training.ood_fit import fit_ood
 
     folder = tmp_path_factory.mktemp("ood_model")
     for f in tiny_checkpoint.iterdir():

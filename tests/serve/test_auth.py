@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from braintumor.cli import main
-from braintumor.serve import ServeSettings, settings_from_env
+from braintumor.cli.serve import settings_from_env
+from braintumor.serve import ServeSettings
 from braintumor.serve.settings import check_exposure, is_loopback
 
 TOKEN = "test-token-0123456789abcdef"

@@ -25,7 +25,7 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
-from braintumor.evaluation.calibration import ECE_BINS
+from braintumor.metrics.calibration import ECE_BINS
 
 # f(labels (N,) long tensor, probs (N, K) float tensor) -> figure, or None where undefined.
 Statistic = Callable[[torch.Tensor, torch.Tensor], "float | None"]

@@ -9,16 +9,12 @@ has a copy or near-copy in the training data, and every figure is also given for
 from __future__ import annotations
 
 import contextlib
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from braintumor.data import DatasetIndex, DecodeCache, Sample, check_readable, discover
 from braintumor.data.dataset import ScanDataset
@@ -26,9 +22,10 @@ from braintumor.data.pipeline import ScanPipeline
 from braintumor.evaluation.bootstrap import BootstrapSettings
 from braintumor.evaluation.examples import gradcam_overlays, worst_misclassified
 from braintumor.evaluation.result import EvaluationResult, Example, score
-from braintumor.inference.tta import inference_model, tta_mode, with_tta
-from braintumor.models import LoadedModel, load_model
+from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
+from braintumor.models.tta import tta_mode
+from braintumor.training.logits import predict_logits
 
 MIN_CLASS_SCANS = 20  # below this many scans of a class in the leak-free subset, its figures get a warning
 
@@ -75,25 +72,6 @@ def _decode_cache(cache_dir: Path | None, pipeline: ScanPipeline) -> Iterator[De
         return
     with tempfile.TemporaryDirectory(prefix="braintumor-eval-") as tmp:
         yield DecodeCache(tmp, pipeline.preprocess)
-
-
-@torch.no_grad()
-def predict_logits(
-    loaded: LoadedModel, dataset: ScanDataset, opts: EvaluateOptions, tta: str | None = None
-) -> np.ndarray:
-    """Raw logits (N, K) of every scan of `dataset`, in order, with a progress bar.
-
-    `tta` overrides the model's own test-time augmentation (used to compare modes on validation).
-    """
-    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = (inference_model(loaded) if tta is None else with_tta(loaded.model, tta)).to(device).eval()
-    loader = DataLoader(dataset, batch_size=opts.batch_size, shuffle=False, num_workers=opts.workers)
-    out = []
-    with tqdm(total=len(dataset), desc="predicting", unit="scan", disable=not opts.progress, file=sys.stderr) as bar:
-        for x, _ in loader:
-            out.append(model(x.to(device)).float().cpu())
-            bar.update(len(x))
-    return torch.cat(out).numpy() if out else np.zeros((0, loaded.num_classes), dtype=np.float32)
 
 
 def leak_flags(
@@ -201,7 +179,14 @@ def _predict_and_score(
         if not good:
             raise ValueError(f"{index.root}: none of the {len(samples)} scans could be read (e.g. {bad[0][1]})")
         dataset = ScanDataset(good, loaded.class_names, cache, pipeline.transform)
-        logits = predict_logits(loaded, dataset, opts)
+        logits = predict_logits(
+            loaded,
+            dataset,
+            batch_size=opts.batch_size,
+            workers=opts.workers,
+            device=opts.device,
+            progress=opts.progress,
+        )
         labels = np.asarray(dataset.targets, dtype=np.int64)
         result = EvaluationResult(
             model={

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import auc, roc_curve
 
-from braintumor.evaluation.calibration import ECE_BINS, expected_calibration_error
+from braintumor.metrics.calibration import ECE_BINS, expected_calibration_error
 
 PER_CLASS_FIELDS = ("precision", "recall", "f1", "specificity")
 

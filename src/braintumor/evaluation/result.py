@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from braintumor.evaluation.bootstrap import BootstrapSettings, bootstrap_ci
-from braintumor.evaluation.calibration import softmax
-from braintumor.evaluation.metrics import full_metrics
+from braintumor.metrics.classification import full_metrics
+from braintumor.models.head import softmax
 
 # The figures shown side by side (whole test set vs leak-free subset), in the order people read them:
 # metrics.json key -> label.

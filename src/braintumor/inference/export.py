@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import torch
 
 from braintumor import DISCLAIMER, __version__
 from braintumor.inference.backends import LogitsAndFeatures
-from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.models import LoadedModel
+from braintumor.models.tta import inference_model, tta_mode
 
 FORMAT = "braintumor-onnx"
 FORMAT_VERSION = 1
@@ -105,7 +106,7 @@ def export_with_ood(loaded: LoadedModel, model_path: str | Path, out: str | Path
     reads, and the check's two files are copied beside the `.onnx` file, where the ONNX predictor looks."""
     import shutil
 
-    from braintumor.inference.ood import load_ood, ood_paths
+    from braintumor.models.ood import load_ood, ood_paths
 
     stored = load_ood(model_path, loaded.meta.get("weights_sha256"), tta=tta_mode(loaded.meta, model_path))
     out = export_onnx(loaded, out, stats_layer=stored.stats_layer if stored else None)
@@ -148,8 +149,8 @@ def parity(loaded: LoadedModel, onnx_path: str | Path, scans: list) -> float:
     import numpy as np
 
     from braintumor.data.pipeline import ScanPipeline
-    from braintumor.evaluation.calibration import softmax
     from braintumor.inference.backends import OnnxBackend, TorchBackend
+    from braintumor.models.head import softmax
 
     pipeline = ScanPipeline.for_model(loaded)
     batch = np.stack([pipeline(s).numpy() for s in scans])
@@ -157,3 +158,28 @@ def parity(loaded: LoadedModel, onnx_path: str | Path, scans: list) -> float:
     onnx_logits, _ = OnnxBackend(onnx_path).run(batch)
     t = loaded.temperature
     return float(np.abs(softmax(onnx_logits, t) - softmax(torch_logits, t)).max())
+
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"  # the scans shipped with the package
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_checked` wrote, and how far ONNX Runtime's probabilities are from PyTorch's."""
+
+    path: Path
+    max_difference: float  # largest |p_onnx - p_torch| over the sample scans (nan: no samples shipped)
+    scans: int
+
+    def summary(self) -> str:
+        return f"wrote {self.path} (max |p_onnx - p_torch| on {self.scans} sample scans: {self.max_difference:.2e})"
+
+
+def export_checked(loaded: LoadedModel, model_path: str | Path, out: str | Path) -> ExportReport:
+    """`export_with_ood`, then the parity of the graph with the PyTorch model on the package's sample scans."""
+    from braintumor.io import read_scan
+
+    written = export_with_ood(loaded, model_path, out)
+    samples = sorted(SAMPLES_DIR.rglob("*.jpg"))
+    diff = parity(loaded, written, [read_scan(p) for p in samples]) if samples else float("nan")
+    return ExportReport(written, diff, len(samples))

@@ -17,9 +17,11 @@ import cv2
 
 from braintumor import shown_name
 from braintumor.inference.gate import colour_refusal
-from braintumor.io import Scan, ScanReadError, find_scans, read_scan
+from braintumor.io import SCAN_SUFFIXES, Scan, ScanReadError, find_scans, read_scan
 from braintumor.io.images import PIL_FORMATS
 from braintumor.io.source import load_bytes
+
+ACCEPTED_FORMATS = tuple(s.lstrip(".") for s in SCAN_SUFFIXES)  # file name endings read_input knows
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from typing import Any
 from braintumor.data.pipeline import ScanPipeline
 from braintumor.inference.backends import OnnxBackend, TorchBackend
 from braintumor.inference.export import read_contract
-from braintumor.inference.ood import OODDetector, load_ood
 from braintumor.inference.predictor import Predictor
-from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.models import checkpoint_paths, load_model, read_metadata
 from braintumor.models.default import resolve_model_path
+from braintumor.models.ood import OODDetector, load_ood
+from braintumor.models.tta import inference_model, tta_mode
 
 BACKENDS = ("torch", "onnx")
 

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from braintumor.data.pipeline import ScanPipeline
-from braintumor.evaluation.calibration import softmax
 from braintumor.inference.backends import Backend, OnnxBackend, TorchBackend
 from braintumor.inference.gate import blank_refusal
 from braintumor.inference.inputs import ScanInput
-from braintumor.inference.ood import OODDetector
 from braintumor.io import Scan
+from braintumor.models.head import softmax
+from braintumor.models.ood import OODDetector
 
 OOD_REFUSAL = (
     "this image is unlike the brain MRI scans the model was trained on (out-of-distribution check); "
@@ -161,13 +161,13 @@ class Predictor:
             out.append(Prediction(name, label, probabilities, float(probs[j, k]), ood_score=score, caveat=caveat))
         return out
 
-    def features(self, scans: Sequence[Scan]) -> np.ndarray:
-        """Penultimate features (N, D) of scans, in batches (no gates: used to fit the OOD detector)."""
-        rows = []
-        for start in range(0, len(scans), self.batch_size):
-            batch = np.stack([self.pipeline(s).numpy() for s in scans[start : start + self.batch_size]])
-            rows.append(self.backend.run(batch)[1])
-        return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+    @property
+    def cam_layer(self) -> str | None:
+        """The layer class activation maps hook by default (None for an architecture not in the registry)."""
+        from braintumor.models import list_models, model_info
+
+        arch = self.card.get("arch")
+        return model_info(arch).gradcam_layer if arch in list_models() else None
 
     def explain_png(
         self, scan: Scan, *, target: str | None = None, method: str | None = None, colorbar: bool = False

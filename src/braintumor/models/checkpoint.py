@@ -162,7 +162,7 @@ def save_checkpoint(
         preprocess: how scans are prepared before normalization (JSON-serialisable).
         normalization: ``{"mean": [...], "std": [...]}`` with `in_chans` values each, for pixels in [0, 1].
         temperature: calibration temperature (logits are divided by it).
-        tta: test-time augmentation the model is used with ("none" or "hflip"; see `braintumor.inference.tta`).
+        tta: test-time augmentation the model is used with ("none" or "hflip"; see `braintumor.models.tta`).
         config: the training configuration.
         data_fingerprint: identifies the training data (e.g. a hash of the file list).
         metrics: validation/test figures.

@@ -3,7 +3,7 @@
 `create_app(ServeSettings(...))` builds the app; `braintumor serve` runs it with uvicorn.
 """
 
-from braintumor.serve.app import create_app, settings_from_env
+from braintumor.serve.app import create_app
 from braintumor.serve.settings import ServeSettings
 
-__all__ = ["ServeSettings", "create_app", "settings_from_env"]
+__all__ = ["ServeSettings", "create_app"]

@@ -1,15 +1,14 @@
-"""The FastAPI app factory; the only module of the service that reads environment variables.
+"""The FastAPI app factory: `create_app(settings)` builds the app from one `ServeSettings` object.
 
-`create_app(settings)` builds the app; the model is loaded once, in the lifespan, and handed to routes by
-the typed `ServiceDep` dependency. `app_from_env()` is the factory uvicorn imports in each worker process
-(`braintumor serve` puts its flags into the environment variables listed in `ENV`).
+The model is loaded once, in the lifespan, and handed to routes by the typed `ServiceDep` dependency.
+Nothing in the service reads environment variables or argv: `braintumor serve` (cli/serve.py) builds the
+settings from its flags and BRAINTUMOR_* variables.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
@@ -31,44 +30,6 @@ from braintumor.serve.uploads import ApiError
 
 log = logging.getLogger("braintumor.serve")
 STATIC = files("braintumor.serve") / "static"
-ENV = {
-    "model": "BRAINTUMOR_MODEL",
-    "backend": "BRAINTUMOR_BACKEND",
-    "api_token": "BRAINTUMOR_API_TOKEN",
-    "cors_origins": "BRAINTUMOR_CORS_ORIGINS",  # comma-separated
-    "max_file_bytes": "BRAINTUMOR_MAX_FILE_MB",
-    "max_request_bytes": "BRAINTUMOR_MAX_REQUEST_MB",
-    "max_files": "BRAINTUMOR_MAX_FILES",
-    "concurrency": "BRAINTUMOR_CONCURRENCY",
-    "threads": "BRAINTUMOR_THREADS",
-    "max_side": "BRAINTUMOR_MAX_SIDE",
-}
-
-
-def settings_from_env(env: Mapping[str, str] | None = None) -> ServeSettings:
-    """Settings from `BRAINTUMOR_*` variables (see `ENV`); unset ones keep `ServeSettings` defaults.
-
-    Raises:
-        ValueError: a variable that is not a number where one is needed, or invalid settings.
-    """
-    env = os.environ if env is None else env
-    values: dict = {}
-    for name, var in ENV.items():
-        raw = env.get(var, "").strip()
-        if not raw:
-            continue
-        try:
-            if name in ("max_file_bytes", "max_request_bytes"):
-                values[name] = int(float(raw) * 2**20)
-            elif name in ("max_files", "concurrency", "threads", "max_side"):
-                values[name] = int(raw)
-            elif name == "cors_origins":
-                values[name] = tuple(o.strip() for o in raw.split(",") if o.strip())
-            else:
-                values[name] = raw
-        except (ValueError, OverflowError):  # int(float("inf")) overflows
-            raise ValueError(f"{var}={raw!r} is not a finite number") from None
-    return ServeSettings(**values)
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -143,8 +104,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error while handling a request")
         return JSONResponse({"detail": "internal error; the server log has the details", "files": None}, 500)
-
-
-def app_from_env() -> FastAPI:
-    """The app configured from the environment: the factory `braintumor serve` gives uvicorn."""
-    return create_app(settings_from_env())

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from braintumor import CAM_METHODS, DISCLAIMER, __version__
-from braintumor.io import SCAN_SUFFIXES
-from braintumor.models import list_models, model_info
+from braintumor.inference import ACCEPTED_FORMATS
 from braintumor.serve.schemas import (
     ErrorOut,
     ExplanationOut,
@@ -141,12 +140,12 @@ async def model(service: ServiceDep) -> ModelOut:
         backend=card.get("backend", "torch"),
         ood=card.get("ood", {"available": service.predictor.ood_available}),
         version=__version__,
-        accepted_formats=[s.lstrip(".") for s in SCAN_SUFFIXES],
+        accepted_formats=list(ACCEPTED_FORMATS),
         limits=LimitsOut(**vars(limits)),
         explanation=ExplanationOut(
             available=service.predictor.checkpoint is not None,
             methods=list(CAM_METHODS),
             default_method=CAM_METHODS[0],
-            layer=model_info(card["arch"]).gradcam_layer if card.get("arch") in list_models() else None,
+            layer=service.predictor.cam_layer,
         ),
     )

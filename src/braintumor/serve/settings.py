@@ -12,7 +12,7 @@ MIN_SIDE_LIMIT = 256  # px; max_side below this would shrink scans under the mod
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Everything the web service is configured with (see `settings_from_env` for the variable names)."""
+    """Everything the web service is configured with (`braintumor serve` builds it from its flags and variables)."""
 
     model: str = "default"  # --model: "default", a run folder, a checkpoint or an .onnx file
     backend: str = "torch"  # "torch" or "onnx"

@@ -22,13 +22,13 @@ import numpy as np
 from braintumor.data import DecodeCache, check_readable
 from braintumor.data.dataset import ScanDataset
 from braintumor.data.pipeline import ScanPipeline
-from braintumor.evaluation.evaluate import EvaluateOptions, predict_logits
-from braintumor.evaluation.metrics import calibrated_summary
-from braintumor.inference.tta import TTA_MODES
+from braintumor.metrics.classification import calibrated_summary
 from braintumor.models import LoadedModel, load_model, update_metadata
 from braintumor.models.default import resolve_model_path
+from braintumor.models.tta import TTA_MODES
 from braintumor.training.config import TrainConfig
 from braintumor.training.datamodule import PreparedData, prepare_samples
+from braintumor.training.logits import predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,8 @@ def calibrate(
         dataset = ScanDataset(good, loaded.class_names, cache, pipeline.transform)
         labels = np.asarray(dataset.targets, dtype=np.int64)
         per_mode: dict[str, dict[str, Any]] = {}
-        opts = EvaluateOptions(batch_size=batch_size, progress=progress)
         for mode in modes:
-            logits = predict_logits(loaded, dataset, opts, tta=mode)
+            logits = predict_logits(loaded, dataset, batch_size=batch_size, progress=progress, tta=mode)
             per_mode[mode] = {**calibrated_summary(logits, labels, loaded.class_names), "tta": mode}
     # Best validation macro-F1; modes are listed cheapest first, so a tie keeps the cheaper one.
     chosen = max(modes, key=lambda m: (round(per_mode[m]["macro_f1"], 6), -modes.index(m)))

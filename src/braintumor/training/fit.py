@@ -10,19 +10,19 @@ import json
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from braintumor import PATH_ERRORS
-from braintumor.evaluation.metrics import calibrated_summary
-from braintumor.inference.tta import with_tta
+from braintumor.metrics.classification import calibrated_summary
 from braintumor.models import model_info
 from braintumor.models.checkpoint import save_checkpoint
+from braintumor.models.tta import with_tta
 from braintumor.training.callbacks import FreezeBackbone, RandomState, WeightsFingerprint
 from braintumor.training.config import TrainConfig
 from braintumor.training.datamodule import PreparedData, ScanDataModule, inverse_frequency, normalization
+from braintumor.training.logits import loader_logits
 from braintumor.training.module import SPLIT_FIELDS, ClassifierModule
 
 MONITOR = "val/macro_f1"
@@ -86,23 +86,15 @@ def _write_data_report(out: Path, data: PreparedData) -> None:
     )
 
 
-@torch.no_grad()
-def _val_logits(module: ClassifierModule, dm: ScanDataModule, tta: str) -> tuple[np.ndarray, np.ndarray]:
-    module.eval()
-    net = with_tta(module.model, tta).to(module.device).eval()
-    logits, labels = [], []
-    for x, y in dm.val_dataloader():
-        logits.append(net(x.to(module.device)).float().cpu())
-        labels.append(y)
-    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
-
-
 def _export(cfg: TrainConfig, out: Path, module: ClassifierModule, dm: ScanDataModule, best: str) -> dict:
     """Load the best weights, fit the temperature on validation, write the safetensors checkpoint."""
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]  # our own Lightning ckpt
     module.load_state_dict(state)
     module.to("cpu")
-    logits, labels = _val_logits(module, dm, cfg.tta)
+    net = with_tta(module.model, cfg.tta)
+    logits, labels = loader_logits(
+        net, dm.val_dataloader(), device=torch.device("cpu"), num_classes=len(module.class_names)
+    )
     metrics = {**calibrated_summary(logits, labels, module.class_names), "tta": cfg.tta}
     mean, std = normalization(cfg)
     save_checkpoint(
@@ -175,7 +167,11 @@ def resume_epoch(last: Path) -> int:
 
 
 def fit(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Train per `cfg`; returns the run folder (checkpoint in OUT/model.safetensors + model.json)."""
+    """Train per `cfg`; returns the run folder (checkpoint in OUT/model.safetensors + model.json).
+
+    `cfg.test_dir` is recorded, not scored: the CLI scores it once after training (evaluation sits above
+    training and training never chooses anything on it).
+    """
     out = Path(cfg.out)
     last = out / "checkpoints" / "last.ckpt"
     if last.exists() and not cfg.resume:
@@ -187,11 +183,6 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
         if folder and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: dataset folder not found")
     model_info(cfg.arch)  # an unknown architecture, before every scan is read
-    if cfg.test_dir:  # a test folder that cannot be scored fails now, not after the training
-        from braintumor.data import discover
-        from braintumor.evaluation.evaluate import test_samples
-
-        test_samples(discover(cfg.test_dir))
     if cfg.resume:
         _check_resume(cfg, out)
         resume_epoch(last)  # a damaged or foreign checkpoint is refused before any scan is read
@@ -211,16 +202,11 @@ def fit(cfg: TrainConfig, progress: bool = True) -> Path:
     if trainer.global_rank == 0:
         dm.setup("validate")
         _export(cfg, out, module, dm, trainer.checkpoint_callback.best_model_path)
-        if cfg.test_dir:
-            _test_once(cfg, out, progress)
     return out
 
 
-def _test_once(cfg: TrainConfig, out: Path, progress: bool) -> None:
-    """`--test-dir`: score the exported model once on the test folder into OUT/test/ (never used to choose)."""
-    from braintumor.evaluation.evaluate import EvaluateOptions, run_evaluation
-    from braintumor.evaluation.outputs import console_table
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of the last run (the one that exported; the only one in a 1-device run)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-    options = EvaluateOptions(cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None, progress=progress)
-    result = run_evaluation(out, cfg.test_dir, out / "test", options=options)
-    print(f"test folder {cfg.test_dir}, scored once (figures in {out / 'test'}):\n{console_table(result)}", flush=True)
+    return getattr(rank_zero_only, "rank", 0) == 0

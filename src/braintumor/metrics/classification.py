@@ -16,7 +16,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from braintumor.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
+from braintumor.metrics.calibration import expected_calibration_error, fit_temperature
+from braintumor.models.head import softmax
 
 
 def specificity_per_class(cm: np.ndarray) -> np.ndarray:

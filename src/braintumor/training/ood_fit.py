@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from braintumor.data.discovery import Sample
 from braintumor.data.pipeline import ScanPipeline
-from braintumor.inference.backends import TorchBackend
-from braintumor.inference.ood import OODDetector, fit_from_features
-from braintumor.inference.predictor import Predictor
-from braintumor.inference.tta import inference_model, tta_mode
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import LoadedModel, list_models, model_info
+from braintumor.models.head import LogitsAndFeatures
+from braintumor.models.ood import OODDetector, fit_from_features
+from braintumor.models.tta import inference_model, tta_mode
 
 
 def default_stats_layer(arch: str) -> str | None:
@@ -55,15 +56,10 @@ def fit_ood(
     """
     if stats_layer == "auto":
         stats_layer = default_stats_layer(loaded_model.arch)
-    predictor = Predictor(
-        TorchBackend(inference_model(loaded_model), stats_layer=stats_layer),
-        ScanPipeline.for_model(loaded_model),
-        loaded_model.class_names,
-        loaded_model.temperature,
-        batch_size=batch_size,
-    )
-    train, train_labels, bad_train = _features(predictor, train_samples, "training", progress)
-    val, _, bad_val = _features(predictor, val_samples, "validation", progress)
+    # the network split exactly as the predictor's backends and the ONNX export split it
+    extractor = _Extractor(LogitsAndFeatures(inference_model(loaded_model), stats_layer).eval(), loaded_model)
+    train, train_labels, bad_train = _features(extractor, train_samples, "training", progress, batch_size)
+    val, _, bad_val = _features(extractor, val_samples, "validation", progress, batch_size)
     detector = fit_from_features(train, train_labels, val, percentile)
     unreadable = [{"file": str(p), "error": e} for p, e in bad_train + bad_val]
     info = {
@@ -77,14 +73,26 @@ def fit_ood(
     return OODDetector(detector.means, detector.precision, detector.threshold, info)
 
 
+class _Extractor:
+    """OOD features of decoded scans: the model's pipeline, then the network's penultimate features."""
+
+    def __init__(self, net: LogitsAndFeatures, loaded_model: LoadedModel) -> None:
+        self.net, self.pipeline = net, ScanPipeline.for_model(loaded_model)
+        self.device = next(net.parameters()).device
+
+    def __call__(self, scans: Sequence) -> np.ndarray:
+        batch = torch.stack([self.pipeline(s) for s in scans]).to(self.device)
+        with torch.inference_mode():
+            return self.net(batch)[1].float().cpu().numpy()
+
+
 def _features(
-    predictor: Predictor, samples: Sequence[Sample], what: str, progress: bool
+    extractor: _Extractor, samples: Sequence[Sample], what: str, progress: bool, step: int
 ) -> tuple[np.ndarray, list[str], list[tuple[Path, str]]]:
     """Features of the readable samples in chunks (bounded memory), their labels, and the unreadable ones."""
     rows: list[np.ndarray] = []
     labels: list[str] = []
     bad: list[tuple[Path, str]] = []
-    step = predictor.batch_size
     bar = tqdm(total=len(samples), desc=f"features ({what})", unit="scan", disable=not progress)
     for start in range(0, len(samples), step):
         scans = []
@@ -95,7 +103,7 @@ def _features(
             except ScanReadError as exc:
                 bad.append((s.path, exc.reason))
         if scans:
-            rows.append(predictor.features(scans))
+            rows.append(extractor(scans))
         bar.update(min(step, len(samples) - start))
     bar.close()
     if not rows:
@@ -193,3 +201,43 @@ def _cap(samples: Sequence[Sample], per_class: int | None, seed: int) -> list[Sa
         idx = sorted(rng.choice(len(of_class), size=min(per_class, len(of_class)), replace=False))
         kept += [of_class[i] for i in idx]
     return kept
+
+
+@dataclass(frozen=True)
+class OodFitReport:
+    """A fitted and saved out-of-distribution check: the detector and the two files written."""
+
+    detector: OODDetector
+    written: tuple[Path, Path]
+
+    def summary(self) -> str:
+        d, i = self.detector, self.detector.info
+        return (
+            f"OOD check: threshold {d.threshold:.3f} = {i['percentile']:g}th percentile of {i['n_val']} "
+            f"validation scans (fitted on {i['n_train']}); wrote {self.written[0]} and {self.written[1]}"
+        )
+
+
+def fit_and_save(
+    loaded_model: LoadedModel,
+    model_path: str | Path,
+    percentile: float = 99.0,
+    *,
+    data: str | Path | None = None,
+    groups_csv: str | Path | None = None,
+    relocate: Mapping[str, str] | None = None,
+    **fit_args,
+) -> OodFitReport:
+    """Fit the check on `data`'s train split (`fit_ood_on_dataset`) or, without `data`, on the model's own
+    training split (`fit_ood_on_training_split`), and save it beside the checkpoint at `model_path`.
+
+    Raises:
+        ValueError: `groups_csv` without `data`, and what the fit functions raise.
+    """
+    if data is None:
+        if groups_csv:
+            raise ValueError("--ood-groups-csv goes with --ood-from DATA (--ood-own-split uses the run's own groups)")
+        detector = fit_ood_on_training_split(loaded_model, model_path, percentile, relocate=relocate, **fit_args)
+    else:
+        detector = fit_ood_on_dataset(loaded_model, data, percentile, groups_csv=groups_csv, **fit_args)
+    return OodFitReport(detector, tuple(detector.save(model_path)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from braintumor.inference.backends import split_at_head
+from braintumor.models.head import split_at_head
 
 TTA_MODES = ("none", "hflip")
 

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.special import softmax as _softmax
 from torchmetrics.functional.classification import multiclass_calibration_error
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Calibrated probabilities softmax(logits / temperature) per row, float64 (the one definition
-    shared by evaluation, inference and serving)."""
-    return _softmax(np.asarray(logits, dtype=np.float64) / float(temperature), axis=1)
 
 
 def fit_temperature(logits: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, max_iter: int = 100) -> float:

@@ -1,0 +1,65 @@
+"""Command-line interface: the only place that parses argv; one module per command group.
+
+Commands parse flags, call one library function and print its result; work is done in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from braintumor import DISCLAIMER, PATH_ERRORS, __version__
+from braintumor.cli import data, evaluate, explain, predict, serve, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="braintumor",
+        description=f"Brain-tumour MRI classification toolkit. {DISCLAIMER}",
+    )
+    parser.add_argument("--version", action="version", version=f"braintumor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    data.add_parsers(sub)
+    train.add_parsers(sub)
+    explain.add_parsers(sub)
+    evaluate.add_parsers(sub)
+    predict.add_parsers(sub)
+    serve.add_parsers(sub)
+    return parser
+
+
+def _tolerant_streams() -> None:
+    """Output never fails on a file name that is not valid UTF-8: stdout writes its bytes back unchanged
+    (like the lists the commands write), stderr escapes them."""
+    for stream, errors in ((sys.stdout, PATH_ERRORS), (sys.stderr, "backslashreplace")):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=errors if encoding == "utf8" else "backslashreplace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `braintumor` command."""
+    from braintumor.io import ScanReadError
+    from braintumor.models.pretrained import PretrainedWeightsUnavailable
+
+    _tolerant_streams()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ScanReadError, FileNotFoundError, ValueError, PretrainedWeightsUnavailable) as exc:
+        print(f"braintumor: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an --out that is a file, a folder where a file goes, a full disk, permissions
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"braintumor: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("braintumor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

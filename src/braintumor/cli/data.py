@@ -1,0 +1,132 @@
+"""`braintumor data ...`: inspect, check, audit, combine datasets; draw augmentations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from braintumor import PATH_ERRORS
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="inspect datasets: info, check, audit for leaks, combine, show augmentations")
+    dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    dsub.required = True
+
+    p = dsub.add_parser("info", help="list splits, classes and image counts of a dataset folder")
+    p.add_argument("data", type=Path, help="dataset root (class folders, optionally inside split folders)")
+    p.add_argument("--merge", help="class-merge map, e.g. 'tumor=glioma,meningioma,pituitary'")
+    p.set_defaults(func=_cmd_info)
+
+    p = dsub.add_parser("check", help="read every scan once and report the unreadable ones")
+    p.add_argument("data", type=Path, help="dataset root")
+    p.add_argument("--out", type=Path, help="write 'path<TAB>reason' lines of unreadable files here")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when any file is unreadable")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_check)
+
+    p = dsub.add_parser("audit", help="find duplicates and near-duplicates within and across splits")
+    p.add_argument("data", type=Path, help="dataset root with train and test split folders")
+    p.add_argument("--against", type=Path, help="audit DATA (as test) against this other dataset (as training)")
+    p.add_argument("--out", type=Path, required=True, help="output folder for audit.json and the lists")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="near-duplicate similarity threshold in [0, 1] (higher = stricter); default is calibrated",
+    )
+    p.add_argument("--examples", type=int, default=12, help="example pairs per kind drawn in examples_*.png")
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=None,
+        help="nearest partners per image registered in the second look that finds cropped and rotated copies "
+        "(default 8; 0 skips it, faster, and misses most such copies)",
+    )
+    p.add_argument(
+        "--zoom-neighbours",
+        type=int,
+        default=None,
+        help="nearest partners of each zoomed view of an image also registered, for copies cropped into the head "
+        "(default 2; 0: none, about half the matching time, misses most copies cropped by 10 %%; "
+        "no effect with --neighbours 0)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_audit)
+
+    p = dsub.add_parser(
+        "combine", help="link several datasets into one folder (OUT/Split/class/source/...), to audit and train on"
+    )
+    p.add_argument("sources", type=Path, nargs="+", help="dataset roots; one without split folders counts as training")
+    p.add_argument("--out", type=Path, required=True, help="new folder to create (must not exist or be empty)")
+    p.add_argument("--merge", help="class-merge map applied to every source, e.g. 'tumor=glioma,meningioma'")
+    p.add_argument("--copy", action="store_true", help="copy files instead of linking them")
+    p.set_defaults(func=_cmd_combine)
+
+    p = dsub.add_parser("show-augment", help="draw a grid of augmented samples of one scan")
+    p.add_argument("image", type=Path, help="one scan (image, DICOM or NIfTI)")
+    p.add_argument("--out", type=Path, required=True, help="output PNG")
+    p.add_argument("--n", type=int, default=16, help="number of augmented samples (grid cells)")
+    p.add_argument("--image-size", type=int, default=224, help="output side in pixels")
+    p.add_argument("--config", type=Path, help="YAML file of augmentation settings")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_show_augment)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from braintumor.data import discover, parse_merge_map
+
+    index = discover(args.data, merge=parse_merge_map(args.merge) if args.merge else None)
+    print(index.summary())
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from braintumor.data import check_readable, discover
+
+    index = discover(args.data)
+    samples = [s for split in index.splits.values() for s in split]
+    good, bad = check_readable(samples, progress=not args.quiet)
+    for _path, reason in bad:
+        print(f"UNREADABLE {reason}", file=sys.stderr)
+    print(f"{len(good)} readable, {len(bad)} unreadable of {len(samples)} files under {args.data}")
+    if args.out:
+        Path(args.out).write_text("".join(f"{p}\t{r}\n" for p, r in bad), encoding="utf-8", errors=PATH_ERRORS)
+    return 1 if bad and args.strict else 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from braintumor.data.audit import run_audit
+
+    result = run_audit(
+        args.data,
+        against=args.against,
+        out_dir=args.out,
+        threshold=args.threshold,
+        examples=args.examples,
+        progress=not args.quiet,
+        neighbours=args.neighbours,
+        zoom_neighbours=args.zoom_neighbours,
+    )
+    print(result.summary())
+    return 0
+
+
+def _cmd_combine(args: argparse.Namespace) -> int:
+    from braintumor.data import parse_merge_map
+    from braintumor.data.combine import combine_datasets
+
+    merge = parse_merge_map(args.merge) if args.merge else None
+    result = combine_datasets(args.sources, args.out, merge=merge, copy=args.copy)
+    print(result.summary())
+    return 0
+
+
+def _cmd_show_augment(args: argparse.Namespace) -> int:
+    from braintumor.data.transforms import AugmentConfig, save_augment_grid
+
+    cfg = AugmentConfig.from_yaml(args.config) if args.config else AugmentConfig()
+    save_augment_grid(args.image, args.out, cfg=cfg, n=args.n, image_size=args.image_size, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
