@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from braintumor.data.audit_features import Fingerprints, fingerprint_files, gray8
-from braintumor.data.audit_match import KINDS, Thresholds, classify
+from braintumor.data.audit.features import Fingerprints, fingerprint_files, gray8
+from braintumor.data.audit.match import KINDS, Thresholds, classify
 from braintumor.data.discovery import discover
 from braintumor.io import read_scan
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from braintumor.data.audit_features import gray8
+from braintumor.data.audit.features import gray8
 from braintumor.io import ScanReadError, read_scan
 
 PAIRS_PER_ROW = 3

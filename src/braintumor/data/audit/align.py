@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from braintumor.data.audit_features import area_thumbnails, default_workers, process_pool
-from braintumor.data.audit_scores import blurred_each, flipped, scaled_crops, ssim_batch
+from braintumor.data.audit.features import area_thumbnails, default_workers, process_pool
+from braintumor.data.audit.scores import blurred_each, flipped, scaled_crops, ssim_batch
 
 FIT_SIDE = 32  # px the fit runs at: half the crop side, twice as fast and as often right (crafted copies)
 ECC_SIGMA = 0.7  # px of Gaussian smoothing before the fit, at FIT_SIDE: a wider basin, no JPEG texture
@@ -153,7 +153,7 @@ def align_scores(
     workers: int | None = None,
 ) -> Aligned:
     """Register each pair (crop i[k] mirrored as flip[k] says, crop j[k]) and score the aligned crops as
-    `audit_scores.score_pairs` scores plain ones: SSIM sharp and blurred of percentile-scaled crops, and the
+    `scores.score_pairs` scores plain ones: SSIM sharp and blurred of percentile-scaled crops, and the
     mean |raw difference| of feature_side px thumbnails over the part both cover.
 
     Args:

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from braintumor.data.audit_match import FLIPS, KINDS, Pairs
+from braintumor.data.audit.match import FLIPS, KINDS, Pairs
 
 # Which side of a cross-split pair is evaluated on: the lower number. A pair test-val leaks into the test side.
 ROLE_ORDER = {"test": 0, "val": 1, "train": 2, "all": 3}

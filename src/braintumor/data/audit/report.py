@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from braintumor import PATH_ERRORS
-from braintumor.data.audit_graph import ImageInfo
-from braintumor.data.audit_match import FLIPS, KINDS, Pairs, Thresholds
-from braintumor.data.audit_plots import PairPicture, load_for_display, pair_grid
+from braintumor.data.audit.graph import ImageInfo
+from braintumor.data.audit.match import FLIPS, KINDS, Pairs, Thresholds
+from braintumor.data.audit.plots import PairPicture, load_for_display, pair_grid
 
 # train_leaking.txt is the complement of train_minus_leaks.txt: the file `braintumor train --exclude` takes.
 LIST_FILES = ("test_leaking.txt", "test_clean.txt", "train_minus_leaks.txt", "train_leaking.txt")

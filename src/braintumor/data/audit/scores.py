@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from braintumor.data.audit_features import FEATURE_SIDE, Fingerprints, area_thumbnails
+from braintumor.data.audit.features import FEATURE_SIDE, Fingerprints, area_thumbnails
 
 BLUR_SIGMA = 1.5  # px on the 64 px crop: removes sharpening, noise and JPEG texture, keeps anatomy
 

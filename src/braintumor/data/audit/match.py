@@ -3,7 +3,7 @@
 Search: unit-norm thumbnails (see `Fingerprints.features`) are compared all-against-all by
 matrix products in row chunks, in three orientations (as is, mirrored left-right, mirrored
 top-bottom), so each pair gets the Pearson correlation of its best orientation. Pairs above a gate
-are then scored on the 64 px head crops (`audit_scores`) and classified by `Thresholds`.
+are then scored on the 64 px head crops (`scores`) and classified by `Thresholds`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from braintumor.data.audit_align import Aligned, align_scores
-from braintumor.data.audit_features import FEATURE_SIDE, Fingerprints, unit_features, zoomed_crops
-from braintumor.data.audit_scores import BLUR_SIGMA, score_pairs
+from braintumor.data.audit.align import Aligned, align_scores
+from braintumor.data.audit.features import FEATURE_SIDE, Fingerprints, unit_features, zoomed_crops
+from braintumor.data.audit.scores import BLUR_SIGMA, score_pairs
 from braintumor.io import ScanReadError, read_scan
 
 KINDS = ("exact", "copy", "mirror", "near")  # strongest first
 FLIPS = ("", "h", "v")  # orientation of the first image of a pair that best matches the second
 MAX_PER_IMAGE = 64  # candidate partners kept per image, so a folder of blank frames cannot explode the pair count
 MIN_CORR = 0.3  # nearest partners below this correlation are not worth a registration
-BLUR_FROM = 0.45  # aligned pairs below this sharp SSIM are not given the blurred one (see audit_align)
+BLUR_FROM = 0.45  # aligned pairs below this sharp SSIM are not given the blurred one (see align.py)
 PLAIN_MARGIN = 0.1  # a pair that correlates best mirrored is also registered unmirrored when this close
 # Central shares of a head crop whose enlarged views also look for nearest partners: a copy cropped into the
 # head (or its original, seen from the copy) correlates poorly with the other's crop as it is, well with a
@@ -42,7 +42,7 @@ class Thresholds:
 
     Pairs that meet neither rule get a second look when one is among the other's `neighbours` most
     correlated images, or among the `zoom_neighbours` images most correlated with a zoomed view of the
-    other (ZOOM_SHARES): the two crops are registered (`audit_align`) and scored again, aligned:
+    other (ZOOM_SHARES): the two crops are registered (`align`) and scored again, aligned:
 
         copy / mirror: aligned ssim >= aligned_copy_ssim and aligned mae <= copy_mae
         near:          aligned ssim >= aligned_ssim or aligned ssim_blur >= aligned_ssim_blur
@@ -75,7 +75,7 @@ class Thresholds:
       pair is called copy or near is a label only, both count as leaks.
     - Zoomed views: with 2 partners per zoomed view the second look tries 62,558 pairs on Nickparvar
       (26,353 of them across classes, against 8,828 without), and still no different-class pair passes
-      (highest 0.701 / 0.856, the same pairs). With the fit's zoomed starts (`audit_align.INIT_SCALES`)
+      (highest 0.701 / 0.856, the same pairs). With the fit's zoomed starts (`align.INIT_SCALES`)
       they add 2 leaking test scans there (re-framed copies with a white border) and find 112 instead of
       96 of 120 crafted copies cropped by 5 % per side, 94 instead of 54 cropped by 10 %, at about twice
       the matching time (4 partners per view: 91 of 120 without the zoomed starts, at 1.5 times that).

@@ -9,7 +9,7 @@ training scans as distractors (`benchmarks/audit_recall.py`), this comparison al
 brightened (+10 levels), re-encoded and mirrored copies of 120 test scans with their originals,
 118-119 of 120 resized, contrast-changed or 16-bit ones and 106 padded by 10 %, but only 107
 rotated by 3 degrees, 44 by 5 degrees, 40 cropped by 5 % per side and 14 by 10 % (a crop into the
-head changes its box). The audit's second look (`audit_align`) registers such pairs and raises those
+head changes its box). The audit's second look (`align`) registers such pairs and raises those
 to 119, 112, 96 and 54 (padded: 112).
 """
 

@@ -1,32 +1,4 @@
-"""Leakage audit: exact copies, re-encoded/resized copies, mirror images and near-identical scans
-within and across the splits of a dataset (`braintumor data audit`).
-
-Kinds, strongest first; each pair gets exactly one:
-    exact   identical file bytes, or identical decoded pixels
-    copy    the same picture re-encoded, resized or re-framed (RGB or gray), same orientation
-    mirror  a left-right or top-bottom mirror image of the other (possibly re-encoded/resized)
-    near    near-identical but not a copy: an adjacent slice of the same scan, a small shift or
-            warp, a brightness/contrast change (also mirrored)
-Pairs that a crop into the head or a rotation hides from the head-crop comparison are found by a
-second look that registers each image with its nearest partners (`audit_align`); their records
-carry "aligned": true.
-See `audit_match.Thresholds` for the measures and how the default thresholds were chosen.
-
-Outputs in OUT (paths POSIX, relative to DATA unless said otherwise):
-    audit.json              counts per kind across and within splits, label conflicts,
-                            thresholds, unreadable files, timings, and every duplicate pair, one
-                            per line: kind, a/b paths (a: the evaluation side), split_*, label_*,
-                            corr, ssim, ssim_blur (null when not needed), diff (mean |raw
-                            intensity difference|, 0-255), mirror ("h", "v" or null), exact_by
-    test_leaking.txt        test images with an exact/copy/mirror/near partner in train (or val)
-    test_clean.txt          the other readable test images
-    train_minus_leaks.txt   training images with no partner in test; relative to DATA, or to
-                            OTHER when auditing with --against
-    train_leaking.txt       the other training images (same base): what `train --exclude` takes
-    groups.csv              `path,group` for every image of DATA: images linked by any duplicate
-                            relation share a group (read by `braintumor.data.splits.load_groups_csv`)
-    examples_{exact,copy,mirror,near,borderline}.png   pairs to check by eye
-"""
+"""`run_audit`: the audit from folders to the files in OUT (see the package docstring for what they hold)."""
 
 from __future__ import annotations
 
@@ -37,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from braintumor.data.audit_features import Fingerprints, fingerprint_files
-from braintumor.data.audit_graph import (
+from braintumor.data.audit.features import Fingerprints, fingerprint_files
+from braintumor.data.audit.graph import (
     COPY_KINDS,
     ROLE_ORDER,
     ImageInfo,
@@ -49,8 +21,8 @@ from braintumor.data.audit_graph import (
     pair_record,
     within_split,
 )
-from braintumor.data.audit_match import KINDS, Pairs, Thresholds, classify
-from braintumor.data.audit_report import AuditResult, write_examples, write_json, write_lists
+from braintumor.data.audit.match import KINDS, Pairs, Thresholds, classify
+from braintumor.data.audit.report import AuditResult, write_examples, write_json, write_lists
 from braintumor.data.discovery import discover
 
 __all__ = ["AuditResult", "Thresholds", "run_audit"]
@@ -176,7 +148,7 @@ def run_audit(
         examples: pairs drawn per kind in the example PNGs (0: no PNGs).
         progress: show a progress bar on stderr.
         workers: processes for decoding and registration (default: up to 4, one per available CPU).
-        neighbours: nearest partners per image given the registered second look (`audit_align`);
+        neighbours: nearest partners per image given the registered second look (`align`);
             None for the default (`Thresholds.neighbours`), 0 to skip it.
         zoom_neighbours: nearest partners of each zoomed view of an image also given the second look;
             None for the default (`Thresholds.zoom_neighbours`), 0 for none.
