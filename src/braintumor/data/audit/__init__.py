@@ -1,5 +1,5 @@
-"""Leakage audit (`braintumor data audit`): exact copies, re-encoded/resized copies, mirror images and near-identical scans
-within and across the splits of a dataset.
+"""Leakage audit (`braintumor data audit`): exact copies, re-encoded/resized copies, mirror images and
+near-identical scans within and across the splits of a dataset.
 
 Kinds, strongest first; each pair gets exactly one:
     exact   identical file bytes, or identical decoded pixels
