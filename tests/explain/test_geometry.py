@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from braintumor.data.preprocess import Preprocess, crop_to_head
-from braintumor.explain import Explainer, cam_to_original, crop_box, overlay_image, overlay_png
+from braintumor.explain import Explainer, cam_to_original, overlay_image, overlay_png
 from braintumor.io import read_scan
 from braintumor.models import create_model, load_model
 
@@ -20,9 +20,9 @@ def test_crop_box_cuts_exactly_what_crop_to_head_cuts(samples_dir, make_head_sca
     images += [make_head_scan(), make_head_scan(180, 90, centre=(45, 120), axes=(30, 50)), np.zeros((40, 70), np.uint8)]
     pp = Preprocess(image_size=64, margin=0.07)
     for img in images:
-        x0, y0, x1, y1 = crop_box(img, pp)
+        x0, y0, x1, y1 = pp.crop_box(img)
         np.testing.assert_array_equal(img[y0:y1, x0:x1], crop_to_head(img, margin=0.07))
-    assert crop_box(images[0], Preprocess(crop=False)) == (0, 0, images[0].shape[1], images[0].shape[0])
+    assert Preprocess(crop=False).crop_box(images[0]) == (0, 0, images[0].shape[1], images[0].shape[0])
 
 
 @pytest.mark.parametrize("crop", [True, False])
@@ -32,7 +32,7 @@ def test_inverse_mapping_puts_a_model_space_spot_back_where_it_was(make_head_sca
     seen = pp(scan).astype(np.float32)
     spot = (seen >= 200).astype(np.float32)  # the blob, as the model sees it: a perfect CAM
     assert spot.any()
-    cam = cam_to_original(spot, scan.shape, crop_box(scan, pp))
+    cam = cam_to_original(spot, scan.shape, pp.crop_box(scan))
     assert cam.shape == scan.shape and cam.dtype == np.float32 and cam.max() == 1.0
     y, x = np.unravel_index(np.argmax(cam), cam.shape)
     assert abs(x - 195) <= 4 and abs(y - 75) <= 4, (x, y)
@@ -41,7 +41,7 @@ def test_inverse_mapping_puts_a_model_space_spot_back_where_it_was(make_head_sca
 def test_map_is_zero_outside_the_region_the_model_saw(make_head_scan) -> None:
     scan = make_head_scan()
     pp = Preprocess(image_size=64)
-    x0, y0, x1, y1 = crop_box(scan, pp)
+    x0, y0, x1, y1 = pp.crop_box(scan)
     assert (x0, y0) > (0, 0) and x1 < scan.shape[1]  # the test needs a real crop
     cam = cam_to_original(np.ones((64, 64), np.float32), scan.shape, (x0, y0, x1, y1))
     assert cam[y0:y1, x0:x1].min() == 1.0

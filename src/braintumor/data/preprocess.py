@@ -35,9 +35,12 @@ def _is_frame(stat: np.ndarray, shape: tuple[int, ...]) -> bool:
     return edges >= 2 and area < 0.25 * w * h
 
 
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, exclusive ends: every box in the package
+
+
 def head_bbox(
     img: np.ndarray, *, threshold: float | None = None, threshold_frac: float = 0.5, min_area: float = 0.01
-) -> tuple[int, int, int, int] | None:
+) -> Box | None:
     """Bounding box (x0, y0, x1, y1), exclusive ends, of the head in a uint8 grayscale image.
 
     Foreground is every pixel of the blurred image above `threshold` (default: `threshold_frac`
@@ -71,18 +74,24 @@ def head_bbox(
     return int(x0), int(y0), int(x1), int(y1)
 
 
-def crop_to_head(img: np.ndarray, *, margin: float = 0.04, **bbox_kwargs: Any) -> np.ndarray:
-    """Crop a uint8 grayscale image to the head's bounding box plus `margin` (fraction of the box side).
+def crop_box(img: np.ndarray, *, margin: float = 0.04, **bbox_kwargs: Any) -> Box:
+    """The region `crop_to_head` keeps: the head's box plus `margin` (fraction of the box side), clipped.
 
-    Returns the image unchanged when no head is found (see `head_bbox`).
+    The whole image when no head is found (see `head_bbox`). Explanations map maps back through it.
     """
+    h, w = img.shape
     box = head_bbox(img, **bbox_kwargs)
     if box is None:
-        return img
+        return 0, 0, w, h
     x0, y0, x1, y1 = box
     mx, my = round(margin * (x1 - x0)), round(margin * (y1 - y0))
-    h, w = img.shape
-    return img[max(0, y0 - my) : min(h, y1 + my), max(0, x0 - mx) : min(w, x1 + mx)]
+    return max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+
+
+def crop_to_head(img: np.ndarray, *, margin: float = 0.04, **bbox_kwargs: Any) -> np.ndarray:
+    """Crop a uint8 grayscale image to `crop_box` (the head plus a margin; unchanged when no head is found)."""
+    x0, y0, x1, y1 = crop_box(img, margin=margin, **bbox_kwargs)
+    return img if (x0, y0, x1, y1) == (0, 0, img.shape[1], img.shape[0]) else img[y0:y1, x0:x1]
 
 
 def pad_to_square(img: np.ndarray, value: int = 0) -> np.ndarray:
@@ -136,13 +145,18 @@ class Preprocess:
             raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(names)}")
         return cls(**d)
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        """Apply crop (optional), pad to square and resize to a 2-D uint8 image."""
+    def crop_box(self, img: np.ndarray) -> Box:
+        """The region of a 2-D uint8 `img` these settings keep before padding and resizing."""
         if img.dtype != np.uint8 or img.ndim != 2:
             raise ValueError(f"Preprocess expects a 2-D uint8 image, got {img.dtype} with shape {img.shape}")
-        if self.crop:
-            img = crop_to_head(img, margin=self.margin, threshold_frac=self.threshold_frac)
-        return np.ascontiguousarray(resize(pad_to_square(img), self.image_size))
+        if not self.crop:
+            return 0, 0, img.shape[1], img.shape[0]
+        return crop_box(img, margin=self.margin, threshold_frac=self.threshold_frac)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        """Apply crop (optional), pad to square and resize to a 2-D uint8 image."""
+        x0, y0, x1, y1 = self.crop_box(img)
+        return np.ascontiguousarray(resize(pad_to_square(img[y0:y1, x0:x1]), self.image_size))
 
 
 def load_preprocessed(source: str | Path | bytes, preprocess: Preprocess, *, name: str | None = None) -> np.ndarray:

@@ -12,7 +12,7 @@ One code path serves the CLI, the evaluation report and the service::
 from braintumor.explain.boxes import TumorBox, read_boxes
 from braintumor.explain.cam import METHODS, Explainer, Explanation, explain_scan
 from braintumor.explain.files import OverlayResult, write_overlays
-from braintumor.explain.geometry import cam_to_original, crop_box
+from braintumor.explain.geometry import cam_to_original
 from braintumor.explain.localization import DEFAULT_TOLERANCE_PX, bootstrap_ci, format_table, scan_scores
 from braintumor.explain.overlay import overlay_image, overlay_png
 from braintumor.explain.report import DEFAULT_NORMAL_CLASSES, localization_report, normal_classes
@@ -27,7 +27,6 @@ __all__ = [
     "TumorBox",
     "bootstrap_ci",
     "cam_to_original",
-    "crop_box",
     "explain_scan",
     "format_table",
     "localization_report",

@@ -22,7 +22,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from braintumor import CAM_METHODS
 from braintumor.data.pipeline import ScanPipeline
-from braintumor.explain.geometry import Box, cam_to_original, crop_box
+from braintumor.data.preprocess import Box
+from braintumor.explain.geometry import cam_to_original
 from braintumor.io import Scan
 from braintumor.models import LoadedModel, gradcam_layer, model_info
 
@@ -163,7 +164,7 @@ class Explainer:
         pixels = scan.as_uint8() if isinstance(scan, Scan) else scan
         if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 2:
             raise ValueError("explain expects a Scan or a 2-D uint8 array")
-        box = crop_box(pixels, self.pipeline.preprocess)
+        box = self.pipeline.preprocess.crop_box(pixels)
         x = self.pipeline(pixels).unsqueeze(0).to(self.device)
         cam_square, logits = self._run(x, index, method)
         probs = torch.softmax(logits.double() / self.loaded.temperature, dim=0).numpy()

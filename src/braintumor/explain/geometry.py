@@ -1,6 +1,7 @@
 """Map a CAM from the model's input square back onto the original scan.
 
-`Preprocess` crops the scan to the head, pads the crop to a square and resizes it to the model's size.
+`Preprocess` crops the scan to the head (`Preprocess.crop_box`), pads the crop to a square and resizes it
+to the model's size.
 A CAM computed on the model input therefore lives in that square; to draw it on the scan a user
 uploaded (and to score it against boxes given in the scan's pixels) the three steps are undone here.
 Pixels outside the crop were never seen by the model, so the CAM is zero there.
@@ -11,33 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from braintumor.data.preprocess import Preprocess, head_bbox
-
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, exclusive ends
-
-
-def crop_box(img: np.ndarray, preprocess: Preprocess) -> Box:
-    """The region of `img` that `preprocess` keeps before padding and resizing.
-
-    Mirrors `braintumor.data.preprocess.crop_to_head` (same bbox, same margin rounding, same clipping);
-    a test checks that cropping `img` to this box gives exactly what `crop_to_head` gives.
-
-    Args:
-        img: the scan as a 2-D uint8 array (what `Scan.as_uint8()` returns).
-        preprocess: the model's preprocessing settings.
-
-    Returns:
-        (x0, y0, x1, y1) with exclusive ends; the whole image when cropping is off or finds no head.
-    """
-    if img.dtype != np.uint8 or img.ndim != 2:
-        raise ValueError(f"crop_box expects a 2-D uint8 image, got {img.dtype} with shape {img.shape}")
-    h, w = img.shape
-    box = head_bbox(img, threshold_frac=preprocess.threshold_frac) if preprocess.crop else None
-    if box is None:
-        return 0, 0, w, h
-    x0, y0, x1, y1 = box
-    mx, my = round(preprocess.margin * (x1 - x0)), round(preprocess.margin * (y1 - y0))
-    return max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+from braintumor.data.preprocess import Box
 
 
 def cam_to_original(cam: np.ndarray, shape: tuple[int, int], box: Box) -> np.ndarray:
@@ -46,7 +21,7 @@ def cam_to_original(cam: np.ndarray, shape: tuple[int, int], box: Box) -> np.nda
     Args:
         cam: CAM on the model input, 2-D, non-negative.
         shape: (H, W) of the original scan.
-        box: the crop region from `crop_box`.
+        box: the crop region, `Preprocess.crop_box` of the scan.
 
     Returns:
         float32 (H, W) in [0, 1], its maximum rescaled to 1 (the padding, which may have held the

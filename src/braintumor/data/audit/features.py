@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from braintumor.data.preprocess import Box
 from braintumor.io import ScanReadError, read_scan
 
 DECODE_SIDE = 128  # decode at >= this short side: enough for a 64 px crop of a head that fills half the frame
@@ -104,8 +105,11 @@ BOX_SIDE = 128  # px of short side the head finder's blur and margin are sized f
 CORNER = 0.08  # share of each side taken as a corner patch for the background level
 
 
-def head_box(img: np.ndarray) -> tuple[int, int, int, int]:
-    """Bounding box (y0, y1, x0, x1) of the largest bright blob: the head. Whole image when none is found.
+def head_box(img: np.ndarray) -> Box:
+    """Bounding box (x0, y0, x1, y1) of the largest bright blob: the head. Whole image when none is found.
+
+    Not `preprocess.head_bbox`, the model's crop: this one must give a copy the box of its original, so it
+    uses the darkest corner as background and the largest blob only; both follow the one `Box` convention.
 
     The blur and the margin scale with the image (as at BOX_SIDE px short side), so they do not depend on
     the size the file decoded at, and the threshold sits above the background level (the darkest corner,
@@ -124,18 +128,18 @@ def head_box(img: np.ndarray) -> tuple[int, int, int, int]:
     mask = (blur > thr).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
-        return 0, h, 0, w
+        return 0, 0, w, h
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[best])
     if area < 0.02 * h * w:
-        return 0, h, 0, w
+        return 0, 0, w, h
     m = round(unit)  # margin, so the skull edge stays inside the crop
-    return max(0, y - m), min(h, y + bh + m), max(0, x - m), min(w, x + bw + m)
+    return max(0, x - m), max(0, y - m), min(w, x + bw + m), min(h, y + bh + m)
 
 
 def head_crop(img: np.ndarray, side: int = CROP_SIDE) -> np.ndarray:
     """The head's bounding box of a grayscale uint8 image, resized to side x side (uint8)."""
-    y0, y1, x0, x1 = head_box(img)
+    x0, y0, x1, y1 = head_box(img)
     return cv2.resize(img[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA)
 
 
