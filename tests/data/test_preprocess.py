@@ -67,20 +67,29 @@ def test_same_head_in_different_framings_preprocesses_alike():
 
 
 def test_preprocess_key_is_stable_and_names_every_setting():
-    assert Preprocess().key() == Preprocess().key() == "s224-crop-m0.04-t0.5-p1"
-    keys = {Preprocess(image_size=128).key(), Preprocess(crop=False).key(), Preprocess(margin=0.1).key()}
-    assert len(keys | {Preprocess().key()}) == 4
+    assert Preprocess(image_size=224).key() == Preprocess(image_size=224).key() == "s224-crop-m0.04-t0.5-p1"
+    keys = {
+        Preprocess(image_size=128).key(),
+        Preprocess(image_size=224, crop=False).key(),
+        Preprocess(image_size=224, margin=0.1).key(),
+    }
+    assert len(keys | {Preprocess(image_size=224).key()}) == 4
 
 
 def test_preprocess_dict_round_trip_and_errors():
     pp = Preprocess(image_size=96, crop=False)
-    assert Preprocess.from_dict(pp.to_dict()) == pp
+    assert "image_size" not in pp.to_dict()  # one home: the checkpoint's own image_size field
+    assert Preprocess.from_dict(pp.to_dict(), 96) == pp
+    assert Preprocess.from_dict({**pp.to_dict(), "image_size": 96}, 96) == pp  # older sidecars, consistent
+    with pytest.raises(ValueError, match="say 64 px but the model's image_size is 96"):
+        Preprocess.from_dict({**pp.to_dict(), "image_size": 64}, 96)
     with pytest.raises(ValueError, match=r"unknown preprocessing settings \['size'\]"):
-        Preprocess.from_dict({"size": 3})
-    with pytest.raises(ValueError, match="image_size"):
-        Preprocess(image_size=0)
+        Preprocess.from_dict({"size": 3}, 96)
+    for bad in (0, 31, 1025, 64.0, True):
+        with pytest.raises(ValueError, match="image_size must be a whole number of pixels from 32 to 1024"):
+            Preprocess(image_size=bad)
     with pytest.raises(ValueError, match="2-D uint8"):
-        Preprocess()(np.zeros((4, 4, 3), np.uint8))
+        Preprocess(image_size=224)(np.zeros((4, 4, 3), np.uint8))
 
 
 def test_samples_preprocess_to_square_uint8(samples_dir):

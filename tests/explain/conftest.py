@@ -77,7 +77,7 @@ def square_model(make_checkpoint: Callable[..., Path]) -> Path:
     """
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    pipe = ScanPipeline.from_settings(Preprocess(image_size=SQUARE_SIZE, crop=False).to_dict(), NORM, 1)
+    pipe = ScanPipeline.from_settings({"crop": False}, NORM, 1, SQUARE_SIZE)
     model = create_model("simple_cnn", num_classes=2, in_chans=1, drop_rate=0.0, width=8)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()

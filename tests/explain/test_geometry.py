@@ -22,7 +22,7 @@ def test_crop_box_cuts_exactly_what_crop_to_head_cuts(samples_dir, make_head_sca
     for img in images:
         x0, y0, x1, y1 = pp.crop_box(img)
         np.testing.assert_array_equal(img[y0:y1, x0:x1], crop_to_head(img, margin=0.07))
-    assert Preprocess(crop=False).crop_box(images[0]) == (0, 0, images[0].shape[1], images[0].shape[0])
+    assert Preprocess(image_size=224, crop=False).crop_box(images[0]) == (0, 0, images[0].shape[1], images[0].shape[0])
 
 
 @pytest.mark.parametrize("crop", [True, False])

@@ -22,7 +22,7 @@ def _save(path: Path, **overrides) -> Path:
         "in_chans": 1,
         "class_names": CLASSES,
         "image_size": 32,
-        "preprocess": {"crop_to_head": True},
+        "preprocess": {"crop": True},
         "normalization": {"mean": [0.5], "std": [0.25]},
         "temperature": 1.7,
         "config": {"epochs": 3, "lr": 1e-3},
@@ -51,7 +51,7 @@ def test_loaded_model_carries_everything_needed_to_use_it(tmp_path: Path) -> Non
     assert loaded.class_names == CLASSES and loaded.num_classes == 4
     assert (loaded.image_size, loaded.in_chans, loaded.temperature) == (32, 1, 1.7)
     assert loaded.normalization == {"mean": [0.5], "std": [0.25]}
-    assert loaded.preprocess == {"crop_to_head": True}
+    assert loaded.preprocess == {"crop": True, "margin": 0.04, "threshold_frac": 0.5}  # defaults filled in
     assert loaded.meta["extra"] == {"note": "test"}
     assert not loaded.model.training
 
@@ -203,4 +203,18 @@ def test_a_class_named_twice_is_refused(tmp_path: Path) -> None:
     names = read_metadata(tmp_path)["class_names"]
     _edit_sidecar(tmp_path, class_names=[names[0], *names[:-1]])  # one probability would vanish from the result
     with pytest.raises(CheckpointError, match="names a class twice"):
+        load_model(tmp_path)
+
+
+def test_an_image_size_stored_twice_must_agree(tmp_path: Path) -> None:
+    _save(tmp_path / "model")
+    meta_path = tmp_path / "model.json"
+    meta = json.loads(meta_path.read_text())
+    assert "image_size" not in meta["preprocess"]  # its one home is the sidecar's own image_size
+    meta["preprocess"]["image_size"] = 32  # as sidecars before the size had one home: accepted when equal
+    meta_path.write_text(json.dumps(meta))
+    assert load_model(tmp_path).image_size == 32
+    meta["preprocess"]["image_size"] = 64
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="say 64 px but the model's image_size is 32"):
         load_model(tmp_path)

@@ -276,3 +276,14 @@ def test_offline_imagenet_weights_fail_before_the_run_folder_is_written(
     err = capsys.readouterr().err
     assert "ImageNet weights for 'resnet50' are not available" in err and "Traceback" not in err
     assert not out.exists()  # no half-made run folder to trip a later --resume or a new run
+
+
+def test_image_size_defaults_to_the_architectures_own(tmp_path: Path) -> None:
+    from braintumor.models import model_info
+
+    for arch in ("simple_cnn", "efficientnet_lite0", "efficientnet_lite2"):
+        cfg = TrainConfig.from_sources(data="d", arch=arch)
+        assert cfg.image_size == model_info(arch).default_image_size
+    assert TrainConfig.from_sources(data="d", arch="efficientnet_lite2", image_size=192).image_size == 192
+    with pytest.raises(ValueError, match="config: image_size must be a whole number of pixels from 32 to 1024"):
+        TrainConfig.from_sources(data="d", image_size=16)

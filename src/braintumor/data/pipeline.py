@@ -24,6 +24,7 @@ class ModelSettings(Protocol):
     preprocess: dict[str, Any]
     normalization: dict[str, Any]
     in_chans: int
+    image_size: int
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class ScanPipeline:
     transform: Callable[[np.ndarray], torch.Tensor]
 
     @classmethod
-    def from_settings(cls, preprocess: dict[str, Any], normalization: dict[str, Any], in_chans: int) -> ScanPipeline:
+    def from_settings(
+        cls, preprocess: dict[str, Any], normalization: dict[str, Any], in_chans: int, image_size: int
+    ) -> ScanPipeline:
         norm = dict(normalization)
         transform = build_transforms(
             None,
@@ -44,12 +47,12 @@ class ScanPipeline:
             std=norm["std"],
             per_scan_norm=bool(norm.get("per_scan_norm", False)),
         )
-        return cls(Preprocess.from_dict(dict(preprocess)), transform)
+        return cls(Preprocess.from_dict(preprocess, image_size), transform)
 
     @classmethod
     def for_model(cls, model: ModelSettings) -> ScanPipeline:
         """The pipeline a loaded checkpoint was trained with."""
-        return cls.from_settings(model.preprocess, model.normalization, model.in_chans)
+        return cls.from_settings(model.preprocess, model.normalization, model.in_chans, model.image_size)
 
     def image(self, scan: Scan | np.ndarray) -> np.ndarray:
         """The preprocessed uint8 (S, S) image the model sees (before normalisation)."""

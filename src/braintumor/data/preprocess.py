@@ -110,18 +110,37 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=interp)
 
 
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024  # px: a model's square input side (timm's models use 224-600)
+
+
+def check_image_size(size: object, what: str = "image_size") -> int:
+    """`size` as a model input side in pixels; the one place the range is checked.
+
+    Raises:
+        ValueError: not a whole number, or outside MIN_IMAGE_SIZE-MAX_IMAGE_SIZE.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise ValueError(
+            f"{what} must be a whole number of pixels from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}, not {size!r}"
+        )
+    return size
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """Settings of the deterministic preprocessing; calling it maps a 2-D uint8 image to uint8 (S, S)."""
+    """Settings of the deterministic preprocessing; calling it maps a 2-D uint8 image to uint8 (S, S).
 
-    image_size: int = 224  # output side in pixels; 128-512 typical, the model's input size
+    `image_size` is the model's input side: a checkpoint stores it once, as its own field, and the other
+    settings (`to_dict`) beside it.
+    """
+
+    image_size: int  # output side in pixels, the model's input size (see check_image_size)
     crop: bool = True  # crop to the head's bounding box first (removes framing differences)
     margin: float = 0.04  # margin kept around the head box, fraction of the box side; 0-0.2
     threshold_frac: float = 0.5  # foreground threshold as a fraction of Otsu's; 0.2-1.0
 
     def __post_init__(self) -> None:
-        if not 8 <= self.image_size <= 4096:
-            raise ValueError(f"image_size must be between 8 and 4096 pixels, got {self.image_size}")
+        check_image_size(self.image_size)
         if not 0 <= self.margin <= 1:
             raise ValueError(f"margin must be a fraction in [0, 1], got {self.margin}")
         if not 0 < self.threshold_frac <= 2:
@@ -133,17 +152,26 @@ class Preprocess:
         return f"s{self.image_size}-{crop}-p{PREPROCESS_VERSION}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for checkpoints and run folders."""
-        return asdict(self)
+        """The settings other than `image_size`, as a plain dict for checkpoints and run folders."""
+        settings = asdict(self)
+        del settings["image_size"]
+        return settings
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
-        """Inverse of `to_dict`; unknown keys are an error (they would be silently ignored otherwise)."""
-        names = {f.name for f in fields(cls)}
+    def from_dict(cls, d: dict[str, Any], image_size: int) -> Preprocess:
+        """Inverse of `to_dict`; unknown keys are an error (they would be silently ignored otherwise).
+
+        Checkpoints written before the size had one home also carry it in `d`: it must then agree.
+        """
+        d = dict(d)
+        stored = d.pop("image_size", image_size)
+        if stored != image_size:
+            raise ValueError(f"the preprocessing settings say {stored} px but the model's image_size is {image_size}")
+        names = {f.name for f in fields(cls)} - {"image_size"}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(names)}")
-        return cls(**d)
+        return cls(image_size=image_size, **d)
 
     def crop_box(self, img: np.ndarray) -> Box:
         """The region of a 2-D uint8 `img` these settings keep before padding and resizing."""

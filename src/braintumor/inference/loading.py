@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from braintumor.data.pipeline import ScanPipeline
+from braintumor.data.preprocess import Preprocess
 from braintumor.inference.backends import OnnxBackend, TorchBackend
 from braintumor.inference.export import read_contract
 from braintumor.inference.predictor import Predictor
@@ -92,11 +93,11 @@ def _onnx_predictor(path: Path, threads: int | None, batch_size: int) -> Predict
             f"do not match its out-of-distribution detector ({ood.stats_layer or 'penultimate only'}); "
             "re-run `braintumor export`"
         )
-    pipeline = ScanPipeline.from_settings(contract["preprocess"], contract["normalization"], contract["in_chans"])
+    size, chans = int(contract["image_size"]), int(contract["in_chans"])
+    pipeline = ScanPipeline.from_settings(contract["preprocess"], contract["normalization"], chans, size)
     backend = OnnxBackend(onnx_path, threads=threads)
     # what the pipeline will feed, against what the graph takes (a hand-edited contract fails here, not later)
-    size = pipeline.preprocess.image_size
-    backend.check_contract(onnx_path, int(contract["in_chans"]), size, len(contract["class_names"]))
+    backend.check_contract(onnx_path, chans, size, len(contract["class_names"]))
     return Predictor(
         backend,
         pipeline,
@@ -121,6 +122,8 @@ def _check_export_is_current(onnx_path: Path, contract: dict, meta: dict, checkp
     sha = meta.get("weights_sha256")
     if sha and contract.get("weights_sha256") and sha != contract["weights_sha256"]:
         raise ValueError(f"{onnx_path}: exported from other weights than {checkpoint}; {redo}")
+    # preprocessing settings compared as settings: older files also held the image size in them
+    contract, meta = {**contract, "preprocess": _settings(contract)}, {**meta, "preprocess": _settings(meta)}
     stale = [k for k in _CONTRACT_FROM_SIDECAR if k in meta and contract.get(k) != meta[k]]
     if tta_mode(meta) != contract.get("tta", "none"):
         stale.append("tta")
@@ -129,6 +132,14 @@ def _check_export_is_current(onnx_path: Path, contract: dict, meta: dict, checkp
             f"{onnx_path}: exported before the model's {', '.join(stale)} changed (e.g. by `braintumor calibrate`); "
             f"{redo}"
         )
+
+
+def _settings(d: dict[str, Any]) -> Any:
+    """A sidecar's or contract's preprocessing settings with defaults filled in (as stored when not valid)."""
+    try:
+        return Preprocess.from_dict(d.get("preprocess") or {}, int(d["image_size"])).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return d.get("preprocess")
 
 
 def caveats_of(meta: dict[str, Any], source: object) -> dict[str, str]:

@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from braintumor import __version__
+from braintumor.data.preprocess import Preprocess, check_image_size
 from braintumor.models.registry import create_model, list_models
 from braintumor.models.sidecar import (
     FORMAT,
@@ -92,8 +93,7 @@ def _check_save_args(
         raise ValueError(f"in_chans must be 1 or 3, got {in_chans!r}")
     if len(class_names) != num_classes or len(set(class_names)) != num_classes:
         raise ValueError(f"class_names must be {num_classes} distinct names, got {list(class_names)}")
-    if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    check_image_size(image_size)
     made = getattr(model, "creation_args", None) or {}
     claimed = {"arch": arch, "num_classes": num_classes, "in_chans": in_chans}
     wrong = {k: (v, made[k]) for k, v in claimed.items() if k in made and made[k] != v}
@@ -302,7 +302,19 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Lo
         image_size=int(meta["image_size"]),
         in_chans=int(meta["in_chans"]),
         normalization=dict(meta["normalization"]),
-        preprocess=dict(meta.get("preprocess") or {}),
+        preprocess=_preprocess_settings(meta, meta_path),
         temperature=float(meta["temperature"]),
         meta=meta,
     )
+
+
+def _preprocess_settings(meta: dict, meta_path: Path) -> dict[str, Any]:
+    """The sidecar's preprocessing settings, without the image size (its one home is `image_size`).
+
+    Raises:
+        CheckpointError: unknown settings, or a size that disagrees with `image_size` (older sidecars).
+    """
+    try:
+        return Preprocess.from_dict(meta.get("preprocess") or {}, int(meta["image_size"])).to_dict()
+    except ValueError as exc:
+        raise CheckpointError(meta_path, f"sidecar preprocessing: {exc}") from None

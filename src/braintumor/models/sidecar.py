@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from braintumor.data.preprocess import check_image_size
 from braintumor.models.registry import list_models
 
 FORMAT = "braintumor-checkpoint"
@@ -95,4 +96,8 @@ def read_metadata(path: str | Path) -> dict:
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
         # T = 0 gives NaN confidences, T < 0 inverts the ranking: never load either
         raise CheckpointError(meta_path, f"temperature must be a positive number, not {t!r}")
+    try:
+        check_image_size(meta["image_size"])
+    except ValueError as exc:
+        raise CheckpointError(meta_path, f"sidecar {exc}") from None
     return meta

@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+from braintumor.data.preprocess import check_image_size
+from braintumor.models import model_info
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -34,7 +37,7 @@ class TrainConfig:
     pretrained: bool = True  # start from ImageNet weights where the architecture has them
     init_from: str | None = None  # start from a trained model's weights (run folder, checkpoint or 'default')
     in_chans: int = 3  # 1 or 3 input channels (grayscale scans are replicated for 3)
-    image_size: int = 224  # side in pixels, 128-384
+    image_size: int | None = None  # input side in pixels, 128-384; None: the architecture's default_image_size
     crop_to_head: bool = True  # crop each scan to the head's bounding box before resizing
     per_scan_norm: bool = False  # rescale each scan by its own 1st-99th intensity percentiles
     drop_rate: float = 0.2  # dropout before the classifier head, 0-0.5
@@ -82,6 +85,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}; known: {sorted(cls.field_names())}")
         cfg = cls(**{k: _coerce(k, v, _TYPES[k]) for k, v in values.items()})
+        if cfg.image_size is None:  # the registry's size is the training default
+            cfg = dataclasses.replace(cfg, image_size=model_info(cfg.arch).default_image_size)
         cfg.validate()
         return cfg
 
@@ -106,8 +111,7 @@ class TrainConfig:
             raise ValueError("config: weak_data and weak_labels go together (the folder and what its folders may be)")
         if not 1 <= self.weak_repeat <= 20:
             raise ValueError(f"config: weak_repeat must be 1-20, not {self.weak_repeat}")
-        if self.image_size < 32:
-            raise ValueError(f"config: image_size must be at least 32, not {self.image_size}")
+        check_image_size(self.image_size, "config: image_size")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
