@@ -69,6 +69,10 @@ def test_subset_of_classes(tiny_checkpoint: Path, samples_dir: Path, tmp_path: P
     assert len(rows) == 4
     wrong = sum(r["predicted"] != r["true"] for r in rows)
     assert m["accuracy"] == pytest.approx(1 - wrong / 4)  # predictions of absent classes are errors
+    absent = m["per_class"]["meningioma"]
+    assert absent["recall"] is None and absent["f1"] is None  # undefined, not a 0 that reads as a failure
+    assert "no scans of meningioma, notumor: recall and F1 of those classes are n/a" in run.stdout
+    assert "n/a" in (run.out / "report.html").read_text(encoding="utf-8")
 
 
 def test_split_root_uses_test_split(tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path) -> None:

@@ -47,3 +47,17 @@ def test_gradcam_hook_falls_back_without_explain(
     overlays, note = gradcam_overlays(load_model(tiny_checkpoint), paths, [0, 0])
     assert overlays == [None, None]
     assert "CAM overlays unavailable" in note
+
+
+def test_the_mistakes_grid_shows_each_scan_once(samples_dir) -> None:
+    import cv2
+    from PIL import Image
+
+    from braintumor.evaluation.examples import distinct
+
+    scans = [np.asarray(Image.open(p).convert("L").resize((128, 128))) for p in sorted(samples_dir.rglob("*.jpg"))]
+    a, b = scans[0], scans[1]
+    resized = cv2.resize(cv2.resize(a, (90, 90)), (128, 128))  # a re-encoded, resized copy
+    images = [a, resized, a[:, ::-1].copy(), b, a, scans[2]]
+    assert distinct(range(len(images)), images.__getitem__, k=12) == [0, 3, 5]
+    assert distinct(range(len(images)), images.__getitem__, k=2) == [0, 3]

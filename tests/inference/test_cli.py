@@ -247,3 +247,42 @@ def test_an_onnx_export_older_than_the_sidecar_is_refused(model_copy: Path, samp
     capsys.readouterr()
     assert main(["predict", str(samples_dir), "--model", str(model_copy), "--backend", "onnx", "--quiet"]) == 2
     assert "exported before the model's temperature changed" in capsys.readouterr().err
+
+
+def test_a_missing_file_is_reported_once_in_the_table(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nope.jpg"
+    assert main(["predict", str(missing), "--model", str(tiny_checkpoint), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert (out + err).count(str(missing)) == 1 and "file not found" in out  # its table row says it all
+    assert "0 predicted, 0 refused, 1 unreadable of 1 file(s)" in err
+
+
+def test_a_misspelled_flag_shows_the_commands_own_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--frmat", "json", "x.jpg"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: braintumor predict") and "unrecognized arguments: --frmat" in err
+    with pytest.raises(SystemExit):
+        main(["data", "audit", "d", "--out", "o", "--nieghbours", "3"])
+    assert "usage: braintumor data audit" in capsys.readouterr().err
+
+
+def test_serve_on_a_busy_port_fails_before_loading_the_model(tiny_checkpoint: Path, capsys, monkeypatch) -> None:
+    import socket
+
+    import braintumor.serve.app
+    from braintumor.cli.serve import ENV
+
+    def no_app(*args, **kwargs):
+        raise AssertionError("the app (and its model) was built although the port is taken")
+
+    monkeypatch.setattr(braintumor.serve.app, "create_app", no_app)
+    for var in ENV.values():  # serve hands its flags to uvicorn's workers in these: restored afterwards
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--model", str(tiny_checkpoint)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

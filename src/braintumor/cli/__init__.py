@@ -39,6 +39,16 @@ def _tolerant_streams() -> None:
             stream.reconfigure(errors=errors if encoding == "utf8" else "backslashreplace")
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command `args` was parsed for, e.g. that of `data audit`."""
+    for dest in ("command", "data_command"):
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or getattr(args, dest, None) not in sub.choices:
+            break
+        parser = sub.choices[getattr(args, dest)]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `braintumor` command."""
     from braintumor.io import ScanReadError
@@ -46,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _tolerant_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the usage of the command that was given, not the top-level one
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except (ScanReadError, FileNotFoundError, ValueError, PretrainedWeightsUnavailable) as exc:

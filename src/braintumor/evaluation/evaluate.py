@@ -20,7 +20,7 @@ from braintumor.data import DatasetIndex, DecodeCache, Sample, check_readable, d
 from braintumor.data.dataset import ScanDataset
 from braintumor.data.pipeline import ScanPipeline
 from braintumor.evaluation.bootstrap import BootstrapSettings
-from braintumor.evaluation.examples import gradcam_overlays, worst_misclassified
+from braintumor.evaluation.examples import distinct, gradcam_overlays, worst_misclassified
 from braintumor.evaluation.result import EvaluationResult, Example, score
 from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
@@ -109,8 +109,8 @@ def leak_flags(
 
 
 def _examples(loaded, cache, samples, files, labels, probs, k) -> tuple[list[Example], str]:
-    """The k most confident mistakes: the image the model saw and, via the CAM hook, an overlay."""
-    rows = worst_misclassified(labels, probs, k)
+    """The k most confident mistakes, one per scan: the image the model saw and, via the CAM hook, an overlay."""
+    rows = distinct(worst_misclassified(labels, probs, None), lambda i: cache.get(samples[i].path), k)
     names = loaded.class_names
     preds = [int(probs[i].argmax()) for i in rows]
     overlays, note = gradcam_overlays(loaded, [samples[i].path for i in rows], preds)
@@ -206,6 +206,14 @@ def _predict_and_score(
             unreadable=[(str(p), r) for p, r in bad],
         )
         result.examples, note = _examples(loaded, cache, good, result.files, labels, result.probs, opts.examples)
+    absent = [c for c, row in result.metrics["per_class"].items() if row["support"] == 0]
+    if absent:
+        result.notes.append(
+            f"The test folder has no scans of {', '.join(absent)}: recall and F1 of "
+            f"{'that class' if len(absent) == 1 else 'those classes'} are n/a and macro averages leave "
+            f"{'it' if len(absent) == 1 else 'them'} out; predictions of {'it' if len(absent) == 1 else 'them'} "
+            "still count as errors."
+        )
     if note:
         result.notes.append(note)
     return result, good

@@ -3,22 +3,45 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 
-def worst_misclassified(labels: np.ndarray, probs: np.ndarray, k: int = 12) -> list[int]:
-    """Row indices of up to `k` wrong predictions, most confident first (ties: lower index first)."""
+def worst_misclassified(labels: np.ndarray, probs: np.ndarray, k: int | None = 12) -> list[int]:
+    """Row indices of up to `k` (None: all) wrong predictions, most confident first (ties: lower index first)."""
     labels, probs = np.asarray(labels), np.asarray(probs)
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != labels)
     confidence = probs[wrong, pred[wrong]]
     order = np.argsort(-confidence, kind="stable")
     return [int(i) for i in wrong[order[:k]]]
+
+
+COPY_MAD = 8.0  # mean |difference| (0-255) of 32 px thumbnails below which two model inputs are one scan
+
+
+def distinct(rows: Sequence[int], image_of: Callable[[int], np.ndarray], k: int) -> list[int]:
+    """The first `k` of `rows` whose images are not copies of an earlier kept one (mirror images included).
+
+    Public test sets hold re-encoded, resized and mirrored copies of one scan; a mistakes grid of k copies
+    shows one mistake k times. The model's own inputs (already cropped to the head) are compared.
+    """
+    kept: list[int] = []
+    thumbs: list[np.ndarray] = []
+    for row in rows:
+        small = cv2.resize(image_of(row), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+        if any(min(np.abs(small - t).mean(), np.abs(small[:, ::-1] - t).mean()) < COPY_MAD for t in thumbs):
+            continue
+        kept.append(row)
+        thumbs.append(small)
+        if len(kept) == k:
+            break
+    return kept
 
 
 def gradcam_overlays(loaded, paths: Sequence[Path], targets: Sequence[int]) -> tuple[list[np.ndarray | None], str]:

@@ -62,9 +62,9 @@ def write_predictions(result: EvaluationResult, path: Path) -> None:
 
 
 def fmt(value, ci: list[float] | None = None) -> str:
-    """A figure with 3 decimals (integers as they are), its 95 % CI in brackets when given; '-' when missing."""
+    """A figure with 3 decimals (integers as they are), its 95 % CI in brackets when given; 'n/a' when undefined."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
+        return "n/a"
     text = str(value) if isinstance(value, int) else f"{value:.3f}"
     return f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else text
 

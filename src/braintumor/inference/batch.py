@@ -58,9 +58,11 @@ def predict_files(
             chunk = files[start : start + predictor.batch_size]
             inputs = list(pool.map(read_input, chunk))
             predictions = predictor.predict_inputs(inputs)
-            writer.write(predictions)
+            with tqdm.external_write_mode(file=err):  # rows on a terminal never share the progress bar's line
+                writer.write(predictions)
             for item, pred in zip(inputs, predictions, strict=True):
-                _count(summary, pred, err)
+                # a table already shows each error and refusal in its row; other formats are for programs
+                _count(summary, pred, err if writer.fmt != "table" else None)
                 if explain_dir is not None and pred.label is not None:
                     summary.overlays.append(_write_overlay(predictor, item, pred.label, explain_dir, names))
             bar.update(len(chunk))
@@ -68,13 +70,16 @@ def predict_files(
     return summary
 
 
-def _count(summary: BatchSummary, pred: Prediction, err: TextIO) -> None:
+def _count(summary: BatchSummary, pred: Prediction, err: TextIO | None) -> None:
+    """Count the answer; name an error or refusal on `err` (None: the output itself shows it)."""
     if pred.error:
         summary.errors += 1
-        tqdm.write(f"braintumor: error: {shown_name(pred.file)}: {shown_name(pred.error)}", file=err)
+        if err is not None:
+            tqdm.write(f"braintumor: error: {shown_name(pred.file)}: {shown_name(pred.error)}", file=err)
     elif not pred.in_distribution:
         summary.refused += 1
-        tqdm.write(f"braintumor: refused: {shown_name(pred.file)}: {pred.note}", file=err)
+        if err is not None:
+            tqdm.write(f"braintumor: refused: {shown_name(pred.file)}: {pred.note}", file=err)
     else:
         summary.predicted += 1
         if pred.caveat and pred.label:

@@ -53,6 +53,7 @@ def summary_metrics(labels: np.ndarray, probs: np.ndarray, class_names: list[str
     spec = specificity_per_class(cm)
     auc_per_class, auc_macro = auc_ovr(labels, probs)
     present = [c for c in ks if support[c] > 0]
+    predicted = cm.sum(axis=0)
     return {
         "n": len(labels),
         "class_names": list(class_names),
@@ -65,9 +66,11 @@ def summary_metrics(labels: np.ndarray, probs: np.ndarray, class_names: list[str
         "confusion_matrix": cm.tolist(),
         "per_class": {
             name: {
-                "precision": float(prec[i]),
-                "recall": float(rec[i]),
-                "f1": float(f1[i]),
+                # a class with no scans has no recall or F1 (None: "n/a", not 0); its precision is 0 when it
+                # was predicted (every such answer is wrong) and undefined when not
+                "precision": float(prec[i]) if support[i] or predicted[i] else None,
+                "recall": float(rec[i]) if support[i] else None,
+                "f1": float(f1[i]) if support[i] else None,
                 "specificity": None if np.isnan(spec[i]) else float(spec[i]),
                 "support": int(support[i]),
                 "auc_roc": auc_per_class[i],
