@@ -52,7 +52,7 @@ _SCALED = {
 
 # Stage whose last block is the CAM target layer: the stride-8 stage (40-48 channels, 24x24 at 192 px). With
 # LayerCAM there the shipped Lite0 pointed at the tumour in 54 % of 300 figshare training scans, against 10 %
-# for Grad-CAM on the head (6x6 at 192 px) and 39 % for an image-centre prior; MODEL_CARD.md has the study.
+# for Grad-CAM on the head (6x6 at 192 px) and 39 % for an image-centre prior; docs/model-notebook.md has the study.
 _CAM_STAGE = 2
 
 
