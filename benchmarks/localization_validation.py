@@ -13,7 +13,7 @@ image-centre maps, with bootstrap CIs.
 Choosing the CAM method or layer on those validation scans and then reporting them would score the
 choice on the scans it was made on. `--split train --per-class 100` instead draws a stratified sample
 (seed 0) of the model's *training* scans to choose on; `--methods` and `--layers` score every pair.
-The shipped model's LayerCAM on `blocks.4` was chosen that way (MODEL_CARD.md, "Where it looks"; the study in docs/model-notebook.md).
+The shipped model's LayerCAM on `blocks.4` was chosen that way (docs/model-notebook.md, "Where it looks").
 """
 
 from __future__ import annotations

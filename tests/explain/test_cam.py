@@ -31,7 +31,7 @@ def test_cam_peak_falls_inside_the_square_the_model_learned(square_model, make_s
 
 
 def test_layercam_is_the_default_everywhere(tiny_checkpoint, samples_dir) -> None:
-    # LayerCAM localised tumours best on the shipped model (MODEL_CARD.md, "Where it looks"; the study in docs/model-notebook.md): every entry point
+    # LayerCAM localised tumours best on the shipped model (docs/model-notebook.md, "Where it looks"): every entry point
     # that does not name a method must use it.
     loaded = load_model(tiny_checkpoint)
     assert Explainer(loaded).method == "layercam"
