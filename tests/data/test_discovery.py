@@ -176,3 +176,22 @@ def test_split_folders_are_never_read_as_classes(tmp_path, samples_dir, caplog):
         index = discover(tmp_path)
     assert set(index.splits) == {"train", "test"} and len(index.samples("train")) == 4  # both train folders
     assert "left out ['masks']" in caplog.text and "two folders for the train split" in caplog.text
+
+
+def test_class_maps_rename_folders_before_a_merge(tmp_path) -> None:
+    from braintumor.data import class_mapping, parse_class_map
+
+    assert parse_class_map("glioma_tumor=glioma, no_tumor = notumor") == {
+        "glioma_tumor": "glioma",
+        "no_tumor": "notumor",
+    }
+    listed = tmp_path / "map.yaml"
+    listed.write_text("glioma_tumor: glioma  # renamed\n'no tumor': notumor\n")
+    assert parse_class_map(listed) == {"glioma_tumor": "glioma", "no tumor": "notumor"}
+    with pytest.raises(ValueError, match="'a' is mapped to both 'b' and 'c'"):
+        parse_class_map("a=b,a=c")
+    with pytest.raises(ValueError, match="is not 'folder=class'"):
+        parse_class_map("glioma_tumor")
+    both = class_mapping("glioma_tumor=glioma,no_tumor=notumor", "tumor=glioma,meningioma")
+    assert both == {"glioma_tumor": "tumor", "no_tumor": "notumor", "glioma": "tumor", "meningioma": "tumor"}
+    assert class_mapping(None, None) is None

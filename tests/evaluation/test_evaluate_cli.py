@@ -149,3 +149,20 @@ def test_missing_training_folder_fails_before_predicting(
     run = _evaluate(tiny_checkpoint, samples_dir, tmp_path / "out", "--exclude-leaks-from", str(tmp_path / "nope"))
     assert run.rc == 2 and "training folder for the leak audit not found" in run.stderr
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_folders_named_otherwise_are_mapped_to_the_models_classes(
+    tiny_checkpoint: Path, samples_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "other_names"
+    for folder, cls in (("glioma_tumor", "glioma"), ("no_tumor", "notumor")):
+        shutil.copytree(samples_dir / cls, data / folder)
+    refused = _evaluate(tiny_checkpoint, data, tmp_path / "refused")
+    assert refused.rc == 2 and "class folder(s) ['glioma_tumor', 'no_tumor'] unknown to the model" in refused.stderr
+    mapping = tmp_path / "classes.txt"
+    mapping.write_text("# folder names of other public sets\nglioma_tumor: glioma\nno_tumor=notumor\n")
+    for spec in ("glioma_tumor=glioma,no_tumor=notumor", str(mapping)):
+        run = _evaluate(tiny_checkpoint, data, tmp_path / "out", "--class-map", spec)
+        assert run.rc == 0, run.stderr
+        m = json.loads((run.out / "metrics.json").read_text(encoding="utf-8"))
+        assert m["n"] == 4 and m["per_class"]["glioma"]["support"] == 2 and m["per_class"]["notumor"]["support"] == 2

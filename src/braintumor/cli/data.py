@@ -8,6 +8,11 @@ from pathlib import Path
 
 from braintumor import PATH_ERRORS
 
+CLASS_MAP_HELP = (
+    "folder=class pairs for class folders named otherwise than the classes, e.g. "
+    "'glioma_tumor=glioma,no_tumor=notumor', or a file of such lines"
+)
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="inspect datasets: info, check, audit for leaks, combine, show augmentations")
@@ -17,6 +22,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("info", help="list splits, classes and image counts of a dataset folder")
     p.add_argument("data", type=Path, help="dataset root (class folders, optionally inside split folders)")
     p.add_argument("--merge", help="class-merge map, e.g. 'tumor=glioma,meningioma,pituitary'")
+    p.add_argument("--class-map", metavar="MAP|FILE", help=CLASS_MAP_HELP)
     p.set_defaults(func=_cmd_info)
 
     p = dsub.add_parser("check", help="read every scan once and report the unreadable ones")
@@ -61,6 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sources", type=Path, nargs="+", help="dataset roots; one without split folders counts as training")
     p.add_argument("--out", type=Path, required=True, help="new folder to create (must not exist or be empty)")
     p.add_argument("--merge", help="class-merge map applied to every source, e.g. 'tumor=glioma,meningioma'")
+    p.add_argument("--class-map", metavar="MAP|FILE", help=CLASS_MAP_HELP + "; applied to every source")
     p.add_argument("--copy", action="store_true", help="copy files instead of linking them")
     p.set_defaults(func=_cmd_combine)
 
@@ -75,9 +82,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from braintumor.data import discover, parse_merge_map
+    from braintumor.data import class_mapping, discover
 
-    index = discover(args.data, merge=parse_merge_map(args.merge) if args.merge else None)
+    index = discover(args.data, merge=class_mapping(args.class_map, args.merge))
     print(index.summary())
     return 0
 
@@ -114,10 +121,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_combine(args: argparse.Namespace) -> int:
-    from braintumor.data import parse_merge_map
+    from braintumor.data import class_mapping
     from braintumor.data.combine import combine_datasets
 
-    merge = parse_merge_map(args.merge) if args.merge else None
+    merge = class_mapping(args.class_map, args.merge)
     result = combine_datasets(args.sources, args.out, merge=merge, copy=args.copy)
     print(result.summary())
     return 0

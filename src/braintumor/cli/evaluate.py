@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from braintumor import DISCLAIMER
+from braintumor.cli.data import CLASS_MAP_HELP
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda when available)")
+    p.add_argument("--class-map", metavar="MAP|FILE", help=CLASS_MAP_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -36,6 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from braintumor.data import parse_class_map
     from braintumor.evaluation.bootstrap import BootstrapSettings
     from braintumor.evaluation.evaluate import EvaluateOptions, run_evaluation
     from braintumor.evaluation.outputs import console_table
@@ -49,6 +52,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         progress=not args.quiet,
+        class_map=parse_class_map(args.class_map) if args.class_map else None,
     )
     result = run_evaluation(
         args.model, args.data, args.out, exclude_leaks_from=args.exclude_leaks_from, options=options

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from braintumor import DISCLAIMER, shown_name
+from braintumor.cli.data import CLASS_MAP_HELP
 from braintumor.cli.train import RELOCATE_HELP
 
 MODEL_HELP = "'default' (the shipped model), a run folder, a checkpoint, or an .onnx file"
@@ -54,6 +55,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="with --ood-from and no val split: groups.csv of `braintumor data audit DATA`, so that copies of a "
         "scan are not split between the fitted and the threshold part (which would set the threshold too low)",
     )
+    p.add_argument("--class-map", metavar="MAP|FILE", help="with --ood-from: " + CLASS_MAP_HELP)
     p.add_argument("--ood-percentile", type=float, default=99.0, help="threshold percentile of validation scores")
     p.add_argument("--ood-max-per-class", type=int, help="use at most this many scans per class (faster)")
     p.add_argument(
@@ -101,6 +103,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from braintumor.data import parse_class_map
     from braintumor.inference.export import export_checked
     from braintumor.models import checkpoint_paths, load_model
     from braintumor.models.default import resolve_model_path
@@ -111,13 +114,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("nothing to do: --format none needs --ood-from DATA or --ood-own-split")
     path = resolve_model_path(args.model)
     loaded = load_model(path)
-    if args.ood_from or args.ood_own_split or args.ood_groups_csv:  # the last alone is refused there
+    if args.ood_from or args.ood_own_split or args.ood_groups_csv or args.class_map:  # refused there without data
         report = fit_and_save(
             loaded,
             path,
             args.ood_percentile,
             data=args.ood_from,
             groups_csv=args.ood_groups_csv,
+            class_map=parse_class_map(args.class_map) if args.class_map else None,
             relocate=parse_relocations(args.relocate),
             max_per_class=args.ood_max_per_class,
             batch_size=args.batch_size,

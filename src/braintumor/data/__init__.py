@@ -10,7 +10,15 @@ import importlib
 from typing import Any
 
 from braintumor.data.cache import DecodeCache, UncachedDecoder
-from braintumor.data.discovery import DatasetIndex, Sample, discover, parse_label_sets, parse_merge_map
+from braintumor.data.discovery import (
+    DatasetIndex,
+    Sample,
+    class_mapping,
+    discover,
+    parse_class_map,
+    parse_label_sets,
+    parse_merge_map,
+)
 from braintumor.data.preprocess import Preprocess, crop_to_head, load_preprocessed, pad_to_square, resize
 from braintumor.data.readcheck import check_readable
 from braintumor.data.splits import load_groups_csv, train_val_split
@@ -39,11 +47,13 @@ __all__ = [
     "UncachedDecoder",
     "build_transforms",
     "check_readable",
+    "class_mapping",
     "crop_to_head",
     "discover",
     "load_groups_csv",
     "load_preprocessed",
     "pad_to_square",
+    "parse_class_map",
     "parse_label_sets",
     "parse_merge_map",
     "resize",

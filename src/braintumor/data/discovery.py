@@ -116,6 +116,45 @@ def parse_merge_map(spec: str) -> dict[str, str]:
     return mapping
 
 
+def parse_class_map(spec: str | Path) -> dict[str, str]:
+    """Folder names to class names: 'glioma_tumor=glioma,no_tumor=notumor', or a file of such pairs.
+
+    For datasets whose class folders are named otherwise than a model's classes. The file holds one
+    `folder=class` (or YAML `folder: class`) per line; '#' starts a comment. Returns {folder: class}, the
+    map `discover(merge=...)` takes; `parse_merge_map` gives the same map from `class=folder1,folder2`.
+
+    Raises:
+        ValueError: a pair without '=', an empty name, or a folder mapped to two classes.
+    """
+    path = Path(spec)
+    text = path.read_text(encoding="utf-8") if path.is_file() else str(spec)
+    mapping: dict[str, str] = {}
+    for line in text.replace(",", "\n").replace(";", "\n").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        folder, sep, target = line.partition("=") if "=" in line else line.partition(":")
+        folder, target = folder.strip().strip("'\""), target.strip().strip("'\"")
+        if not sep or not folder or not target:
+            raise ValueError(f"class map: '{line}' is not 'folder=class' (e.g. 'glioma_tumor=glioma')")
+        if mapping.get(folder, target) != target:
+            raise ValueError(f"class map: '{folder}' is mapped to both '{mapping[folder]}' and '{target}'")
+        mapping[folder] = target
+    if not mapping:
+        raise ValueError(f"class map: nothing to map in '{spec}'")
+    return mapping
+
+
+def class_mapping(class_map: str | Path | None = None, merge: str | None = None) -> dict[str, str] | None:
+    """The {folder: class} map of a `--class-map` (renames, applied first) and a `--merge` map (None: neither)."""
+    renames = parse_class_map(class_map) if class_map else {}
+    merged = parse_merge_map(merge) if merge else {}
+    if not renames and not merged:
+        return None
+    mapping = {folder: merged.get(target, target) for folder, target in renames.items()}
+    return {**{src: dst for src, dst in merged.items() if src not in renames}, **mapping}
+
+
 def parse_label_sets(spec: str) -> dict[str, tuple[str, ...]]:
     """Parse 'yes=glioma,meningioma,pituitary;no=notumor' into {folder: the classes its scans may be}.
 

@@ -41,6 +41,7 @@ class EvaluateOptions:
     device: str | None = None  # "cpu", "cuda", ...; None = cuda when available
     examples: int = 12  # confident mistakes shown in the report
     progress: bool = True  # tqdm bars on stderr
+    class_map: dict[str, str] | None = None  # {folder: model class} for folders named otherwise (parse_class_map)
 
 
 def test_samples(index: DatasetIndex) -> tuple[str, list[Sample]]:
@@ -158,7 +159,7 @@ def evaluate(
             )
     model_path = resolve_model_path(model)
     loaded = load_model(model_path, map_location="cpu")
-    index = discover(data)
+    index = discover(data, merge=opts.class_map)
     split, samples = test_samples(index)
     check_classes(samples, loaded.class_names, index.root)
     # With a leak audit the intervals wait for its duplicate groups (`_add_leak_free`), not drawn twice.

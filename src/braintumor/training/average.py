@@ -22,11 +22,10 @@ import torch
 
 from braintumor.models import LoadedModel, load_model, save_checkpoint
 from braintumor.models.default import resolve_model_path
+from braintumor.training.module import SPLIT_FIELDS
 
 # What a model must share with the others for their parameters to mean the same thing.
 _SAME_MODEL = ("arch", "model_options", "class_names", "in_chans", "image_size", "preprocess", "normalization")
-# Training-config fields that decide the training/validation split (see training.datamodule.prepare_samples).
-SPLIT_FIELDS = ("data", "exclude", "merge", "groups_csv", "val_fraction", "seed")
 _WEAK_FIELDS = ("weak_data", "weak_labels", "weak_repeat")
 
 

@@ -26,6 +26,7 @@ class TrainConfig:
     test_dir: str | None = None  # optional test folder, evaluated once after training (never used to choose)
     exclude: str | None = None  # file of paths (relative to `data`) to drop, e.g. the audit's test leaks
     merge: str | None = None  # class-merge map, e.g. "tumor=glioma,meningioma,pituitary"
+    class_map: str | None = None  # folder=class renames ("glioma_tumor=glioma,...") or a file of them; before merge
     groups_csv: str | None = None  # path,group CSV (the audit's groups.csv): duplicates stay on one side
     val_fraction: float = 0.15  # share of training images carved out for validation, 0.05-0.3
     cache_dir: str | None = None  # decode cache folder; None = ~/.cache/braintumor/decoded

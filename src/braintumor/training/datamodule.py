@@ -12,7 +12,7 @@ import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from braintumor import PATH_ERRORS
-from braintumor.data import Sample, check_readable, discover, parse_label_sets, parse_merge_map, train_val_split
+from braintumor.data import Sample, check_readable, class_mapping, discover, parse_label_sets, train_val_split
 from braintumor.data.cache import DecodeCache
 from braintumor.data.dataset import ScanDataset
 from braintumor.data.preprocess import Preprocess
@@ -61,7 +61,7 @@ def normalization(cfg: TrainConfig) -> tuple[tuple[float, ...], tuple[float, ...
 
 def prepare_samples(cfg: TrainConfig, cache: DecodeCache, progress: bool = True) -> PreparedData:
     """Index the training split, drop excluded and unreadable files, carve validation out of the rest."""
-    index = discover(cfg.data, merge=parse_merge_map(cfg.merge) if cfg.merge else None)
+    index = discover(cfg.data, merge=class_mapping(cfg.class_map, cfg.merge))
     split = "train" if "train" in index.splits else "all"
     samples = index.samples(split)
     excluded = 0

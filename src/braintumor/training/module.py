@@ -30,7 +30,7 @@ def classifier_head(model: nn.Module) -> nn.Module:
 
 
 # Config fields that decide which scans land in validation.
-SPLIT_FIELDS = ("data", "exclude", "merge", "groups_csv", "val_fraction", "seed")
+SPLIT_FIELDS = ("data", "exclude", "class_map", "merge", "groups_csv", "val_fraction", "seed")
 
 
 def init_weights(model: nn.Module, cfg: TrainConfig, class_names: list[str]) -> None:

@@ -123,6 +123,7 @@ def fit_ood_on_dataset(
     progress: bool = False,
     stats_layer: str | None = "auto",
     groups_csv: str | Path | None = None,
+    class_map: dict[str, str] | None = None,
 ) -> OODDetector:
     """Fit the detector on a dataset folder: its "train" split (or all of it) and its "val" split.
 
@@ -135,7 +136,7 @@ def fit_ood_on_dataset(
     from braintumor.data import discover, train_val_split
     from braintumor.data.splits import load_groups_csv
 
-    index = discover(data)
+    index = discover(data, merge=class_map)
     train = index.splits.get("train") or index.splits.get("all")
     if not train:
         raise ValueError(f"{data}: no 'train' split (or plain class folders) to fit the out-of-distribution check on")
@@ -226,6 +227,7 @@ def fit_and_save(
     data: str | Path | None = None,
     groups_csv: str | Path | None = None,
     relocate: Mapping[str, str] | None = None,
+    class_map: dict[str, str] | None = None,
     **fit_args,
 ) -> OodFitReport:
     """Fit the check on `data`'s train split (`fit_ood_on_dataset`) or, without `data`, on the model's own
@@ -235,9 +237,13 @@ def fit_and_save(
         ValueError: `groups_csv` without `data`, and what the fit functions raise.
     """
     if data is None:
-        if groups_csv:
-            raise ValueError("--ood-groups-csv goes with --ood-from DATA (--ood-own-split uses the run's own groups)")
+        if groups_csv or class_map:
+            raise ValueError(
+                "--ood-groups-csv and --class-map go with --ood-from DATA (--ood-own-split uses the run's own)"
+            )
         detector = fit_ood_on_training_split(loaded_model, model_path, percentile, relocate=relocate, **fit_args)
     else:
-        detector = fit_ood_on_dataset(loaded_model, data, percentile, groups_csv=groups_csv, **fit_args)
+        detector = fit_ood_on_dataset(
+            loaded_model, data, percentile, groups_csv=groups_csv, class_map=class_map, **fit_args
+        )
     return OodFitReport(detector, tuple(detector.save(model_path)))
