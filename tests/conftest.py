@@ -32,6 +32,20 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def external_data() -> Path:
+    """Data fetched from public repositories (docs/data-sources.md): ../external or $BRAINTUMOR_EXTERNAL_DATA.
+
+    Holds lgg/kaggle_3m (TCGA lower-grade glioma slices), ixi/ (IXI T1 volumes) and tcia/ (TCIA cases);
+    skips when absent.
+    """
+    env = os.environ.get("BRAINTUMOR_EXTERNAL_DATA")
+    for c in [Path(env)] if env else [REPO.parent / "external"]:
+        if (c / "lgg" / "kaggle_3m").is_dir() or (c / "ixi").is_dir():
+            return c
+    pytest.skip("fetched data not found: see docs/data-sources.md, or set BRAINTUMOR_EXTERNAL_DATA")
+
+
+@pytest.fixture(scope="session")
 def samples_dir() -> Path:
     """The sample scans shipped inside the package (two per class)."""
     return SAMPLES

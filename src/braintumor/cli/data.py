@@ -71,6 +71,30 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--copy", action="store_true", help="copy files instead of linking them")
     p.set_defaults(func=_cmd_combine)
 
+    p = dsub.add_parser(
+        "import",
+        help="turn volumes or multi-channel slices into class folders of 2-D slices, with slices.csv and groups.csv",
+        description="Writes OUT/<class>/<source>_<patient>_<sequence>_<plane>_<index>.png, slices.csv (source, "
+        "patient, sequence, plane, slice index, tumour area, label), groups.csv (one group per patient, for "
+        "`train --groups-csv`) and problems.txt (inputs skipped, and why). --layout lgg reads the TCGA "
+        "lower-grade glioma TIFFs (channels pre-contrast T1, FLAIR, post-contrast T1; FLAIR masks); --layout "
+        "volumes reads NIfTI volumes and reslices them in the axial, coronal and sagittal planes.",
+    )
+    p.add_argument("source_dir", type=Path, metavar="SOURCE", help="the folder to import")
+    p.add_argument("--layout", choices=("lgg", "volumes"), required=True, help="how SOURCE is organised")
+    p.add_argument("--out", type=Path, required=True, help="output folder (class folders and the CSVs)")
+    p.add_argument("--source", help="source name written in file names and slices.csv (default: the layout)")
+    p.add_argument("--label", help="volumes: the class of every slice when there are no masks, e.g. notumor")
+    p.add_argument("--sequence", help="volumes: the sequence of every volume (default: read from file names)")
+    p.add_argument("--mask-suffix", help="volumes: masks are the volume's file name with this before .nii")
+    p.add_argument("--planes", default="axial,coronal,sagittal", help="volumes: planes to slice (comma-separated)")
+    p.add_argument("--every", type=int, default=1, help="keep every k-th slice (adjacent slices are near-copies)")
+    p.add_argument("--min-tumour-px", type=int, default=100, help="mask area of a tumour slice; smaller: left out")
+    p.add_argument("--min-head", type=float, default=0.15, help="share of the slice the head must cover")
+    p.add_argument("--tumour-label", default="glioma", help="class of slices whose mask reaches --min-tumour-px")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_import)
+
     p = dsub.add_parser("show-augment", help="draw a grid of augmented samples of one scan")
     p.add_argument("image", type=Path, help="one scan (image, DICOM or NIfTI)")
     p.add_argument("--out", type=Path, required=True, help="output PNG")
@@ -136,4 +160,30 @@ def _cmd_show_augment(args: argparse.Namespace) -> int:
     cfg = AugmentConfig.from_yaml(args.config) if args.config else AugmentConfig()
     save_augment_grid(args.image, args.out, cfg=cfg, n=args.n, image_size=args.image_size, seed=args.seed)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from braintumor.data.sources import SliceOptions, import_lgg, import_volumes
+
+    options = SliceOptions(
+        min_tumour_px=args.min_tumour_px, min_head=args.min_head, every=args.every, tumour_label=args.tumour_label
+    )
+    if not args.source_dir.is_dir():
+        raise FileNotFoundError(f"{args.source_dir}: folder not found")
+    if args.layout == "lgg":
+        result = import_lgg(args.source_dir, args.out, options, source=args.source or "lgg", progress=not args.quiet)
+    else:
+        result = import_volumes(
+            args.source_dir,
+            args.out,
+            options,
+            source=args.source or "volumes",
+            label=args.label,
+            sequence=args.sequence,
+            mask_suffix=args.mask_suffix,
+            planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()),
+            progress=not args.quiet,
+        )
+    print(result.summary())
     return 0
