@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
-from braintumor.cli import RELOCATE_HELP
+from braintumor.cli.train import RELOCATE_HELP
 from braintumor.data.audit import run_audit
 from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan

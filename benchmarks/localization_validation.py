@@ -25,8 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from braintumor.cli import RELOCATE_HELP
 from braintumor.cli import main as cli_main
+from braintumor.cli.train import RELOCATE_HELP
 from braintumor.models import load_model
 from braintumor.models.default import resolve_model_path
 from braintumor.training.calibrate import parse_relocations, rebuilt_split

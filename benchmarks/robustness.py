@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from braintumor.cli import RELOCATE_HELP
+from braintumor.cli.train import RELOCATE_HELP
 from braintumor.inference import load_predictor
 from braintumor.io import ScanReadError, read_scan
 from braintumor.models import load_model
