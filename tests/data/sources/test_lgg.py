@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from PIL import Image
 
 from braintumor.cli import main
 from braintumor.data import discover
-from braintumor.data.sources import SliceOptions, import_lgg
+from braintumor.data.sources import SliceOptions, import_lgg, read_slice_table
 from braintumor.io import read_scan
 
 
@@ -49,15 +48,10 @@ def lgg_root(tmp_path: Path) -> Path:
     return root
 
 
-def _rows(out: Path) -> list[dict]:
-    with (out / "slices.csv").open(encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_slices_are_labelled_by_their_masks_per_real_sequence(lgg_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = import_lgg(lgg_root, out, SliceOptions(min_tumour_px=100), progress=False)
-    rows = _rows(out)
+    rows = read_slice_table(out)
     a = [r for r in rows if r["patient"] == "TCGA_AA_0001"]
     assert {r["sequence"] for r in a} == {"T1", "FLAIR", "T1c"}
     # slices 1-2 empty masks: notumor; 3 (49 px) left out; 4-5 glioma; 6 (no head) skipped
@@ -83,7 +77,7 @@ def test_every_kth_slice_and_the_command(lgg_root: Path, tmp_path: Path, capsys)
     out = tmp_path / "cli"
     args = ["data", "import", str(lgg_root), "--layout", "lgg", "--out", str(out), "--every", "2", "--quiet"]
     assert main(args) == 0
-    assert {int(r["slice_index"]) for r in _rows(out)} <= {1, 3, 5}
+    assert {int(r["slice_index"]) for r in read_slice_table(out)} <= {1, 3, 5}
     assert "slices of 2 patients" in capsys.readouterr().out
     assert main(["data", "import", str(tmp_path / "none"), "--layout", "lgg", "--out", str(out)]) == 2
 
@@ -96,7 +90,7 @@ def test_the_fetched_lgg_cases(external_data: Path, tmp_path: Path) -> None:
     for case in cases:
         (subset / case.name).symlink_to(case, target_is_directory=True)
     result = import_lgg(subset, tmp_path / "out", progress=False)
-    rows = _rows(tmp_path / "out")
+    rows = read_slice_table(tmp_path / "out")
     assert len({r["patient"] for r in rows}) == 3 and not result.problems
     assert {r["label"] for r in rows} == {"glioma", "notumor"}
     assert {r["sequence"] for r in rows} <= {"T1", "FLAIR", "T1c"} and "FLAIR" in {r["sequence"] for r in rows}

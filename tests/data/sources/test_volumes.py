@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import nibabel as nib
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from braintumor.data.sources import SliceOptions, import_volumes
+from braintumor.data.sources import SliceOptions, import_volumes, read_slice_table
 from braintumor.data.sources.volumes import sequence_of
 
 SHAPE = (40, 48, 24)  # x (R-L), y (P-A), z (I-S) voxels of 2 x 2 x 4 mm
@@ -50,15 +49,10 @@ def volumes(tmp_path: Path) -> Path:
     return root
 
 
-def _rows(out: Path) -> list[dict]:
-    with (out / "slices.csv").open(encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_volumes_are_resliced_in_three_planes_and_labelled_by_masks(volumes: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = import_volumes(volumes, out, SliceOptions(min_tumour_px=20), source="syn", mask_suffix="_seg")
-    rows = _rows(out)
+    rows = read_slice_table(out)
     assert {r["patient"] for r in rows} == {"sub01", "sub02"}
     assert {r["plane"] for r in rows} == {"axial", "coronal", "sagittal"}
     assert {(r["patient"], r["sequence"]) for r in rows} == {("sub01", "T1"), ("sub02", "FLAIR")}
@@ -76,7 +70,7 @@ def test_volumes_are_resliced_in_three_planes_and_labelled_by_masks(volumes: Pat
 def test_slices_are_shown_as_radiologists_read_them(volumes: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     import_volumes(volumes, out, SliceOptions(min_head=0.0), source="syn", mask_suffix="_seg", planes=("axial",))
-    marked = [r for r in _rows(out) if r["patient"] == "sub01" and int(r["slice_index"]) == 17]
+    marked = [r for r in read_slice_table(out) if r["patient"] == "sub01" and int(r["slice_index"]) == 17]
     pixels = np.asarray(Image.open(out / marked[0]["path"]))
     rows, cols = np.nonzero(pixels == pixels.max())
     # anterior at the top; the patient's right (the marker) on the image's left, as if seen from the feet
@@ -104,6 +98,6 @@ def test_the_fetched_ixi_volumes(external_data: Path, tmp_path: Path) -> None:
     for path in first:
         (subset / path.name).symlink_to(path)
     result = import_volumes(subset, tmp_path / "out", SliceOptions(every=6), source="ixi", label="notumor")
-    rows = _rows(tmp_path / "out")
+    rows = read_slice_table(tmp_path / "out")
     assert not result.problems and len({r["patient"] for r in rows}) == 2
     assert {r["plane"] for r in rows} == {"axial", "coronal", "sagittal"} and {r["sequence"] for r in rows} == {"T1"}

@@ -14,6 +14,6 @@ reads NIfTI volumes (optionally with masks) and reslices them in the axial, coro
 
 from braintumor.data.sources.lgg import import_lgg
 from braintumor.data.sources.volumes import import_volumes
-from braintumor.data.sources.writer import ImportResult, SliceOptions
+from braintumor.data.sources.writer import ImportResult, SliceOptions, read_slice_table
 
-__all__ = ["ImportResult", "SliceOptions", "import_lgg", "import_volumes"]
+__all__ = ["ImportResult", "SliceOptions", "import_lgg", "import_volumes", "read_slice_table"]

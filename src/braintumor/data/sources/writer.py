@@ -14,6 +14,19 @@ from braintumor import PATH_ERRORS, shown_name
 CSV_FIELDS = ("path", "source", "patient", "sequence", "plane", "slice_index", "tumour_area", "label")
 
 
+def read_slice_table(folder: str | Path) -> list[dict]:
+    """The rows of an import's `slices.csv` (fields `CSV_FIELDS`), each with `file`: the slice's absolute path.
+
+    Raises:
+        FileNotFoundError: `folder` was not written by `braintumor data import`.
+    """
+    table = Path(folder) / "slices.csv"
+    if not table.is_file():
+        raise FileNotFoundError(f"{folder}: no slices.csv (write it with `braintumor data import`)")
+    with table.open(newline="", encoding="utf-8", errors=PATH_ERRORS) as f:
+        return [{**row, "file": Path(folder) / row["path"]} for row in csv.DictReader(f)]
+
+
 @dataclass(frozen=True)
 class SliceOptions:
     """Which slices an importer keeps, and how it labels them."""
