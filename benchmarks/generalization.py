@@ -120,11 +120,13 @@ def main() -> int:
     rows = [row for folder in args.data for row in read_slice_table(folder)]
     if args.draw:
         chosen = draw_heldout(rows, {"lgg": args.draw[0], "ixi": args.draw[1]})
-        args.heldout.write_text("source,patient\n" + "".join(f"{s},{p}\n" for s, p in chosen), encoding="utf-8")
+        header = "# Test patients of imported sources (issue 24): never train, tune or choose on them. Seed 0.\n"
+        lines = "".join(f"{s},{p}\n" for s, p in chosen)
+        args.heldout.write_text(header + "source,patient\n" + lines, encoding="utf-8")
         print(f"wrote {len(chosen)} held-out patients to {args.heldout}")
         return 0
     with args.heldout.open(encoding="utf-8") as f:
-        held = {(r["source"], r["patient"]) for r in csv.DictReader(f)}
+        held = {(r["source"], r["patient"]) for r in csv.DictReader(line for line in f if not line.startswith("#"))}
     rows = [r for r in rows if (r["source"], r["patient"]) in held]
     if not rows:
         print(f"no slice of the patients in {args.heldout} is in {', '.join(map(str, args.data))}", file=sys.stderr)
