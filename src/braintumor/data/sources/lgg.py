@@ -75,7 +75,15 @@ def _read_case(case: Path) -> tuple[list[int], np.ndarray, np.ndarray]:
     return [n for n, _ in found], np.stack(images), np.stack(masks)
 
 
-def _write_case(result: ImportResult, options: SliceOptions, source: str, patient: str, numbers, images, masks):
+def _write_case(
+    result: ImportResult,
+    options: SliceOptions,
+    source: str,
+    patient: str,
+    numbers: list[int],
+    images: np.ndarray,
+    masks: np.ndarray,
+) -> None:
     flair = images[..., 1]
     # a channel identical to FLAIR throughout the case is the dataset's stand-in for a missing sequence
     channels = [c for c in range(3) if c == 1 or not np.array_equal(images[..., c], flair)]
@@ -96,5 +104,13 @@ def _write_case(result: ImportResult, options: SliceOptions, source: str, patien
             continue
         for c in channels:
             pixels = to_uint8(images[i, ..., c], *windows[c])
-            result.add(pixels, source=source, patient=patient, sequence=SEQUENCES[c], plane="axial", index=number,
-                       tumour_area=area, label=label)  # fmt: skip
+            result.add(
+                pixels,
+                source=source,
+                patient=patient,
+                sequence=SEQUENCES[c],
+                plane="axial",
+                index=number,
+                tumour_area=area,
+                label=label,
+            )

@@ -160,5 +160,14 @@ def _write_plane(result, options, data, mask, zooms, plane, window, ids, label) 
             result.skip("little head")
             continue
         pixels = _square_pixels(to_uint8(pixels, *window), zooms[row_axis], zooms[col_axis])
-        result.add(pixels, source=source, patient=patient, sequence=seq, plane=plane, index=k,
-                   tumour_area=area, label=slice_label, series=series)  # fmt: skip
+        result.add(
+            pixels,
+            source=source,
+            patient=patient,
+            sequence=seq,
+            plane=plane,
+            index=k,
+            tumour_area=area,
+            label=slice_label,
+            series=series,
+        )

@@ -77,8 +77,19 @@ class ImportResult:
     def problem(self, path: Path | str, reason: str) -> None:
         self.problems.append((str(path), reason))
 
-    def add(self, pixels: np.ndarray, *, source: str, patient: str, sequence: str, plane: str, index: int,
-            tumour_area: int | None, label: str, series: str | None = None) -> None:  # fmt: skip
+    def add(
+        self,
+        pixels: np.ndarray,
+        *,
+        source: str,
+        patient: str,
+        sequence: str,
+        plane: str,
+        index: int,
+        tumour_area: int | None,
+        label: str,
+        series: str | None = None,
+    ) -> None:
         """Write one slice as OUT/<label>/<name>.png and record it.
 
         `series` (a volume's file name) names the file instead of patient and sequence, for sources where one
@@ -88,10 +99,18 @@ class ImportResult:
         rel = Path(label) / name
         (self.out / label).mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(self.out / rel)
-        self.rows.append({
-            "path": rel.as_posix(), "source": source, "patient": patient, "sequence": sequence, "plane": plane,
-            "slice_index": index, "tumour_area": "" if tumour_area is None else tumour_area, "label": label,
-        })  # fmt: skip
+        self.rows.append(
+            {
+                "path": rel.as_posix(),
+                "source": source,
+                "patient": patient,
+                "sequence": sequence,
+                "plane": plane,
+                "slice_index": index,
+                "tumour_area": "" if tumour_area is None else tumour_area,
+                "label": label,
+            }
+        )
 
     def write(self) -> ImportResult:
         """slices.csv, groups.csv (one group per source and patient) and problems.txt."""
