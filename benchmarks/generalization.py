@@ -1,7 +1,8 @@
 """Print how a model does on held-out patients of imported sources, per source, sequence and plane.
 
     python benchmarks/generalization.py --data IMPORTED [IMPORTED ...] [--model default|PATH ...]
-                                        [--heldout FILE] [--backend torch|onnx] [--draw N_LGG N_IXI]
+                                        [--heldout FILE | --all-patients] [--backend torch|onnx]
+                                        [--draw N_LGG N_IXI]
 
 IMPORTED are folders written by `braintumor data import` (class folders, slices.csv). Only held-out
 patients are scored: the `source,patient` lines of --heldout (default: benchmarks/heldout_patients.txt,
@@ -12,8 +13,10 @@ interval that resamples patients (a patient's slices are not independent), and f
 share called "notumor", the failure that matters first. The classifier's answer is counted even where
 the out-of-distribution check would refuse it, so every model is scored on the same slices.
 
-Leave-one-source-out rows (train on every source but one, score that one) need one training run per
-source; they are not in this script yet.
+Leave-one-source-out: train a model on every source but one (`braintumor train --exclude` with the
+left-out source's slices; docs/model-notebook.md has the runs), then score it on every patient of that
+source with `--all-patients --data LEFT_OUT`. Those rows say what to expect from a collection no
+training run has seen.
 """
 
 from __future__ import annotations
@@ -112,6 +115,11 @@ def main() -> int:
     ap.add_argument("--data", type=Path, nargs="+", required=True, help="folders written by `braintumor data import`")
     ap.add_argument("--model", nargs="+", default=["default"], help="one or more models, scored on the same slices")
     ap.add_argument("--heldout", type=Path, default=HELDOUT, help="source,patient lines of the held-out patients")
+    ap.add_argument(
+        "--all-patients",
+        action="store_true",
+        help="score every patient (leave-one-source-out: a model that never saw --data)",
+    )
     ap.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     ap.add_argument(
         "--draw", nargs=2, type=int, metavar=("N_LGG", "N_IXI"), help="draw held-out patients, write --heldout"
@@ -125,17 +133,18 @@ def main() -> int:
         args.heldout.write_text(header + "source,patient\n" + lines, encoding="utf-8")
         print(f"wrote {len(chosen)} held-out patients to {args.heldout}")
         return 0
-    with args.heldout.open(encoding="utf-8") as f:
-        held = {(r["source"], r["patient"]) for r in csv.DictReader(line for line in f if not line.startswith("#"))}
-    rows = [r for r in rows if (r["source"], r["patient"]) in held]
+    if not args.all_patients:
+        with args.heldout.open(encoding="utf-8") as f:
+            lines = (line for line in f if not line.startswith("#"))
+            held = {(r["source"], r["patient"]) for r in csv.DictReader(lines)}
+        rows = [r for r in rows if (r["source"], r["patient"]) in held]
     if not rows:
         print(f"no slice of the patients in {args.heldout} is in {', '.join(map(str, args.data))}", file=sys.stderr)
         return 2
     for model in args.model:
         names, pred = predict(model, args.backend, [r["file"] for r in rows])
-        print(
-            f"model {model}: {len(rows)} slices of {len({(r['source'], r['patient']) for r in rows})} held-out patients"
-        )
+        scored = "patients" if args.all_patients else "held-out patients"
+        print(f"model {model}: {len(rows)} slices of {len({(r['source'], r['patient']) for r in rows})} {scored}")
         print(table(rows, names, pred))
     return 0
 

@@ -89,6 +89,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-suffix", help="volumes: masks are the volume's file name with this before .nii")
     p.add_argument("--planes", default="axial,coronal,sagittal", help="volumes: planes to slice (comma-separated)")
     p.add_argument("--every", type=int, default=1, help="keep every k-th slice (adjacent slices are near-copies)")
+    p.add_argument(
+        "--normal-every",
+        type=int,
+        default=1,
+        help="of a masked series' tumour-free slices keep every k-th (after --every)",
+    )
     p.add_argument("--min-tumour-px", type=int, default=100, help="mask area of a tumour slice; smaller: left out")
     p.add_argument("--min-head", type=float, default=0.15, help="share of the slice the head must cover")
     p.add_argument("--tumour-label", default="glioma", help="class of slices whose mask reaches --min-tumour-px")
@@ -167,7 +173,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from braintumor.data.sources import SliceOptions, import_lgg, import_volumes
 
     options = SliceOptions(
-        min_tumour_px=args.min_tumour_px, min_head=args.min_head, every=args.every, tumour_label=args.tumour_label
+        min_tumour_px=args.min_tumour_px,
+        min_head=args.min_head,
+        every=args.every,
+        normal_every=args.normal_every,
+        tumour_label=args.tumour_label,
     )
     if not args.source_dir.is_dir():
         raise FileNotFoundError(f"{args.source_dir}: folder not found")

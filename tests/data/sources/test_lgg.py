@@ -94,3 +94,21 @@ def test_the_fetched_lgg_cases(external_data: Path, tmp_path: Path) -> None:
     assert len({r["patient"] for r in rows}) == 3 and not result.problems
     assert {r["label"] for r in rows} == {"glioma", "notumor"}
     assert {r["sequence"] for r in rows} <= {"T1", "FLAIR", "T1c"} and "FLAIR" in {r["sequence"] for r in rows}
+
+
+def test_every_kth_tumour_free_slice(lgg_root: Path, tmp_path: Path) -> None:
+    def normal_slices(every: int) -> dict[tuple[str, str], list[int]]:
+        out = tmp_path / f"normal{every}"
+        import_lgg(lgg_root, out, SliceOptions(normal_every=every), progress=False)
+        kept: dict[tuple[str, str], list[int]] = {}
+        for r in read_slice_table(out):
+            if r["label"] == "notumor":
+                kept.setdefault((r["patient"], r["sequence"]), []).append(int(r["slice_index"]))
+        return kept
+
+    everything, halved = normal_slices(1), normal_slices(2)
+    assert everything and halved.keys() == everything.keys()
+    for key, indices in everything.items():
+        assert sorted(halved[key]) == sorted(indices)[::2]  # the 1st, 3rd, ... tumour-free slice of each series
+    with pytest.raises(ValueError, match="normal_every"):
+        SliceOptions(normal_every=0)

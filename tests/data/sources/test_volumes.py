@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import nibabel as nib
@@ -65,6 +66,19 @@ def test_volumes_are_resliced_in_three_planes_and_labelled_by_masks(volumes: Pat
     # square pixels: a coronal slice spans x (40 x 2 mm) by z (24 x 4 mm), so 40 x 48 px after resampling
     coronal = next(r for r in rows if r["plane"] == "coronal")
     assert Image.open(out / coronal["path"]).size == (40, 48)
+
+
+def test_every_kth_tumour_free_slice_of_a_masked_series(volumes: Path, tmp_path: Path) -> None:
+    def count(normal_every: int) -> Counter:
+        out = tmp_path / f"n{normal_every}"
+        options = SliceOptions(min_tumour_px=20, min_head=0.0, normal_every=normal_every)
+        import_volumes(volumes, out, options, source="syn", mask_suffix="_seg", planes=("axial",))
+        return Counter((r["patient"], r["label"]) for r in read_slice_table(out))
+
+    everything, thinned = count(1), count(3)
+    assert thinned[("sub02", "glioma")] == everything[("sub02", "glioma")]  # tumour slices all kept
+    assert thinned[("sub02", "notumor")] == -(-everything[("sub02", "notumor")] // 3)
+    assert thinned[("sub01", "notumor")] == -(-everything[("sub01", "notumor")] // 3)  # an empty mask: all thinned
 
 
 def test_slices_are_shown_as_radiologists_read_them(volumes: Path, tmp_path: Path) -> None:

@@ -90,6 +90,7 @@ def _write_case(
     if len(channels) < 3:
         result.skip("a channel repeating FLAIR, no sequence of its own", len(numbers) * (3 - len(channels)))
     windows = {c: np.percentile(images[..., c], (0.5, 99.5)) for c in channels}
+    normal_seen = 0
     for i, number in enumerate(numbers):
         if i % options.every:
             result.skip("between the slices kept (--every)", len(channels))
@@ -99,6 +100,11 @@ def _write_case(
         if label is None:
             result.skip(f"tumour under {options.min_tumour_px} px", len(channels))
             continue
+        if area == 0:
+            normal_seen += 1
+            if (normal_seen - 1) % options.normal_every:
+                result.skip("tumour-free, between those kept (--normal-every)", len(channels))
+                continue
         if head_share(flair[i]) < options.min_head:
             result.skip("little head", len(channels))
             continue

@@ -145,6 +145,7 @@ def _square_pixels(pixels: np.ndarray, row_mm: float, col_mm: float, nearest: bo
 def _write_plane(result, options, data, mask, zooms, plane, window, ids, label) -> None:
     source, patient, seq, series = ids
     axis = PLANES[plane]
+    normal_seen = 0
     col_axis, row_axis = [a for a in range(3) if a != axis]  # before the transpose: x/y, x/z or y/z
     for k in range(data.shape[axis]):
         if k % options.every:
@@ -155,6 +156,11 @@ def _write_plane(result, options, data, mask, zooms, plane, window, ids, label) 
         if slice_label is None:
             result.skip(f"tumour under {options.min_tumour_px} px")
             continue
+        if area == 0:  # a tumour-free slice of a masked series (a series without masks is all one class)
+            normal_seen += 1
+            if (normal_seen - 1) % options.normal_every:
+                result.skip("tumour-free, between those kept (--normal-every)")
+                continue
         pixels = _display(np.take(data, k, axis=axis))
         if head_share(pixels) < options.min_head:
             result.skip("little head")

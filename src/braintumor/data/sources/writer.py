@@ -36,10 +36,13 @@ class SliceOptions:
     every: int = 1  # keep every k-th slice of a series (adjacent slices are near-copies): 1-10
     tumour_label: str = "glioma"  # the class of a slice whose mask reaches min_tumour_px
     normal_label: str = "notumor"  # the class of a slice of a patient's series with an empty mask
+    normal_every: int = 1  # of those tumour-free slices keep every k-th (they outnumber tumour slices): 1-10
 
     def __post_init__(self) -> None:
         if self.min_tumour_px < 1 or not 0 <= self.min_head < 1 or not 1 <= self.every <= 10:
             raise ValueError("min_tumour_px >= 1, min_head in [0, 1) and every in 1-10 are needed")
+        if not 1 <= self.normal_every <= 10:
+            raise ValueError("normal_every must be in 1-10")
 
     def label(self, tumour_area: int | None, default: str | None = None) -> str | None:
         """The slice's class from its mask area; None: between empty and `min_tumour_px`, left out."""
